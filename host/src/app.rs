@@ -1,0 +1,131 @@
+//! The `run` job: rig config + scenarios in, report out. Shared by the CLI and the tests.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::AtomicBool,
+};
+
+use crate::{
+    config::RigConfig,
+    dbc::OilTempEncoder,
+    report::{new_run_id, now_rfc3339, Outcome, ReportWriter, RunReport, ScenarioReport, StepReport},
+    rig::Rig,
+    runner::Runner,
+    scenario::Scenario,
+};
+
+/// The rig config used when none is given: the environment variable, else the simulated bench.
+pub const RIG_ENV: &str = "GAUGE_RIG";
+
+pub fn default_rig_path() -> PathBuf {
+    match std::env::var_os(RIG_ENV) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../rig-config/sim.toml"),
+    }
+}
+
+pub struct RunOptions<'a> {
+    pub rig: PathBuf,
+    pub scenarios: Vec<PathBuf>,
+    pub reports_root: PathBuf,
+    pub dbc: PathBuf,
+    pub abort: &'a AtomicBool,
+}
+
+/// What a run produced. The report is on disk at `report_path` whatever the outcome.
+pub struct RunResult {
+    pub report: RunReport,
+    pub report_path: PathBuf,
+}
+
+impl RunResult {
+    /// 0 all passed, 1 something failed, 2 an error stopped the run.
+    pub fn exit_code(&self) -> i32 {
+        match self.report.outcome {
+            Outcome::Pass => 0,
+            Outcome::Fail => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// Output while the run goes on.
+pub trait Progress {
+    fn rig_ready(&mut self, _rig: &Rig) {}
+    fn scenario_started(&mut self, _scenario: &Scenario) {}
+    fn step_done(&mut self, _step: &StepReport) {}
+    fn scenario_done(&mut self, _report: &ScenarioReport) {}
+}
+
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// Runs the scenarios; `Err` only when not even a report could be written.
+pub fn run(opts: &RunOptions<'_>, progress: &mut dyn Progress) -> std::io::Result<RunResult> {
+    let run_id = new_run_id();
+    let writer = ReportWriter::create(&opts.reports_root, &run_id)?;
+    let mut report = RunReport::new(run_id);
+    writer.write(&report)?;
+    let finish = |report: &mut RunReport, outcome: Outcome, error: Option<String>| -> std::io::Result<()> {
+        report.outcome = outcome;
+        report.error = error;
+        report.finished_at = Some(now_rfc3339());
+        report.recount();
+        writer.write(report)
+    };
+
+    let prepared = (|| -> Result<(RigConfig, Vec<Scenario>, OilTempEncoder), String> {
+        let config = RigConfig::load(&opts.rig).map_err(|e| format!("rig config: {e}"))?;
+        let files = Scenario::collect(&opts.scenarios).map_err(|e| e.to_string())?;
+        if files.is_empty() {
+            return Err(format!("no scenario files (*.toml) in {:?}", opts.scenarios));
+        }
+        let mut scenarios = Vec::new();
+        let mut problems = Vec::new();
+        for f in &files {
+            match Scenario::load(f) {
+                Ok(s) => scenarios.push(s),
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(format!("invalid scenario files:\n  {}", problems.join("\n  ")));
+        }
+        let encoder = OilTempEncoder::load(&opts.dbc).map_err(|e| format!("DBC: {e}"))?;
+        Ok((config, scenarios, encoder))
+    })();
+    let (config, scenarios, encoder) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            finish(&mut report, Outcome::Error, Some(e))?;
+            return Ok(RunResult { report, report_path: writer.path() });
+        }
+    };
+
+    let mut rig = match Rig::open(config, encoder) {
+        Ok(r) => r,
+        Err(e) => {
+            finish(&mut report, Outcome::Error, Some(format!("bringing up the rig: {e}")))?;
+            return Ok(RunResult { report, report_path: writer.path() });
+        }
+    };
+    report.rig = Some(rig.info());
+    report.firmware = Some(rig.firmware.clone());
+    writer.write(&report)?;
+    progress.rig_ready(&rig);
+
+    let mut outcome = Outcome::Pass;
+    for scenario in &scenarios {
+        progress.scenario_started(scenario);
+        let mut runner = Runner { rig: &mut rig, abort: opts.abort };
+        let sr = runner.run(scenario, &mut |s| progress.step_done(s));
+        progress.scenario_done(&sr);
+        outcome = outcome.worst(sr.outcome);
+        report.scenarios.push(sr);
+        report.recount();
+        writer.write(&report)?;
+    }
+    let interrupted = opts.abort.load(std::sync::atomic::Ordering::Relaxed);
+    finish(&mut report, outcome, interrupted.then(|| "run interrupted".to_string()))?;
+    Ok(RunResult { report, report_path: writer.path() })
+}

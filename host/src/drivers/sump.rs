@@ -1,0 +1,287 @@
+//! SUMP logic analyzers (Open Bench Logic Sniffer protocol) over a serial port.
+//!
+//! Short commands are one byte; long commands are an opcode and a 32-bit little-endian
+//! argument. The device sends its sample buffer newest first; [`SumpAnalyzer::capture`]
+//! returns it oldest first.
+
+use std::time::{Duration, Instant};
+
+use serialport::SerialPort;
+
+use super::{
+    pulse::PulseCapture,
+    serial::{self, io_error, read_some},
+};
+use crate::instruments::{InstrumentError, InstrumentResult, PulseMeter, TimedCapture};
+
+pub const CMD_RESET: u8 = 0x00;
+pub const CMD_RUN: u8 = 0x01;
+pub const CMD_ID: u8 = 0x02;
+pub const CMD_METADATA: u8 = 0x04;
+pub const CMD_DIVIDER: u8 = 0x80;
+pub const CMD_READ_DELAY: u8 = 0x81;
+pub const CMD_FLAGS: u8 = 0x82;
+/// Trigger stage `n`: mask `0xC0 + 4n`, value `0xC1 + 4n`, config `0xC2 + 4n`.
+pub const CMD_TRIGGER_MASK: u8 = 0xC0;
+pub const TRIGGER_CONFIG_START: u32 = 1 << 27;
+/// The reference clock all SUMP dividers count from.
+pub const CLOCK_HZ: u32 = 100_000_000;
+/// Servo frame period.
+pub const SERVO_PERIOD_US: f64 = 20_000.0;
+
+/// What the device says about itself (metadata command).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Metadata {
+    pub name: Option<String>,
+    pub probes: Option<u32>,
+    pub sample_memory: Option<u32>,
+    pub max_sample_rate: Option<u32>,
+}
+
+/// Parses a metadata reply (`key` byte, type = key >> 5: 0 string, 1 u32 BE, 2 u8; 0x00 ends).
+/// Returns `None` until the end key has arrived.
+pub fn parse_metadata(bytes: &[u8]) -> Option<Metadata> {
+    let mut m = Metadata::default();
+    let mut i = 0;
+    loop {
+        let key = *bytes.get(i)?;
+        i += 1;
+        if key == 0 {
+            return Some(m);
+        }
+        match key >> 5 {
+            0 => {
+                let end = bytes[i..].iter().position(|&b| b == 0)?;
+                let text = String::from_utf8_lossy(&bytes[i..i + end]).into_owned();
+                i += end + 1;
+                if key == 0x01 {
+                    m.name = Some(text);
+                }
+            }
+            1 => {
+                let v = u32::from_be_bytes(bytes.get(i..i + 4)?.try_into().ok()?);
+                i += 4;
+                match key {
+                    0x20 => m.probes = Some(v),
+                    0x21 => m.sample_memory = Some(v),
+                    0x23 => m.max_sample_rate = Some(v),
+                    _ => {}
+                }
+            }
+            2 => {
+                let v = *bytes.get(i)?;
+                i += 1;
+                if key == 0x40 {
+                    m.probes = Some(u32::from(v));
+                }
+            }
+            _ => return Some(m), // unknown type: stop rather than misparse
+        }
+    }
+}
+
+/// A long command: opcode + little-endian argument.
+pub fn long_command(opcode: u8, arg: u32) -> [u8; 5] {
+    let a = arg.to_le_bytes();
+    [opcode, a[0], a[1], a[2], a[3]]
+}
+
+/// The command bytes that set up a capture of `samples` samples (multiple of 4) at `rate_hz`
+/// on `channel`, all after a rising edge of that channel (two-stage level trigger:
+/// stage 0 waits for low, stage 1 for high and starts the capture).
+pub fn capture_setup(rate_hz: u32, samples: u32, channel: u8) -> Vec<u8> {
+    let divider = (CLOCK_HZ / rate_hz).saturating_sub(1);
+    let quads = (samples / 4).saturating_sub(1) & 0xFFFF;
+    let bit = 1u32 << channel;
+    // Only channel group 0 (channels 0-7) is enabled: one byte per sample.
+    let disabled_groups = 0b1110u32 << 2;
+    let mut cmd = Vec::new();
+    cmd.extend(long_command(CMD_DIVIDER, divider));
+    cmd.extend(long_command(CMD_READ_DELAY, quads | (quads << 16)));
+    cmd.extend(long_command(CMD_FLAGS, disabled_groups));
+    cmd.extend(long_command(CMD_TRIGGER_MASK, bit));
+    cmd.extend(long_command(CMD_TRIGGER_MASK + 1, 0));
+    cmd.extend(long_command(CMD_TRIGGER_MASK + 2, 0));
+    cmd.extend(long_command(CMD_TRIGGER_MASK + 4, bit));
+    cmd.extend(long_command(CMD_TRIGGER_MASK + 5, bit));
+    cmd.extend(long_command(CMD_TRIGGER_MASK + 6, TRIGGER_CONFIG_START | (1 << 16)));
+    // Stages 2 and 3 never match (mask 0 would match anything: give them an impossible level).
+    for stage in 2u8..4 {
+        cmd.extend(long_command(CMD_TRIGGER_MASK + 4 * stage, 0));
+        cmd.extend(long_command(CMD_TRIGGER_MASK + 4 * stage + 1, 0));
+        cmd.extend(long_command(CMD_TRIGGER_MASK + 4 * stage + 2, 3 << 16));
+    }
+    cmd
+}
+
+/// A SUMP analyzer whose `channel` probes the servo signal.
+pub struct SumpAnalyzer {
+    port: Box<dyn SerialPort>,
+    device: String,
+    channel: u8,
+    sample_rate_hz: u32,
+    pub id: String,
+    pub metadata: Metadata,
+}
+
+impl SumpAnalyzer {
+    pub fn open(path: &str, channel: u8, sample_rate_hz: u32) -> InstrumentResult<Self> {
+        if channel > 7 {
+            return Err(InstrumentError::Protocol {
+                device: path.to_string(),
+                reason: format!("channel {channel}: only channels 0-7 (group 0) are supported"),
+            });
+        }
+        let port = serial::open(path, 115_200)?;
+        let mut a = Self { port, device: path.to_string(), channel, sample_rate_hz, id: String::new(), metadata: Metadata::default() };
+        a.reset()?;
+        a.write(&[CMD_ID])?;
+        let id = a.read_exact(4, Duration::from_millis(500), "ID (0x02)")?;
+        a.id = String::from_utf8_lossy(&id).into_owned();
+        if a.id != "1ALS" && a.id != "1SLO" {
+            return Err(InstrumentError::Protocol {
+                device: a.device.clone(),
+                reason: format!("answered {:?} to ID, not \"1ALS\" or \"1SLO\": is this a SUMP analyzer?", a.id),
+            });
+        }
+        a.write(&[CMD_METADATA])?;
+        a.metadata = a.read_metadata(Duration::from_millis(500))?;
+        if let Some(max) = a.metadata.max_sample_rate {
+            if sample_rate_hz > max {
+                return Err(InstrumentError::Protocol {
+                    device: a.device.clone(),
+                    reason: format!("sample rate {sample_rate_hz} Hz is above the device's {max} Hz"),
+                });
+            }
+        }
+        Ok(a)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> InstrumentResult<()> {
+        self.port.write_all(bytes).map_err(|e| io_error(&self.device, e))?;
+        self.port.flush().map_err(|e| io_error(&self.device, e))
+    }
+
+    /// Five resets bring any SUMP device back to command mode; then drop stale bytes.
+    pub fn reset(&mut self) -> InstrumentResult<()> {
+        self.write(&[CMD_RESET; 5])?;
+        std::thread::sleep(Duration::from_millis(10));
+        let mut buf = [0u8; 4096];
+        while read_some(self.port.as_mut(), &mut buf, &self.device)? > 0 {}
+        Ok(())
+    }
+
+    fn read_exact(&mut self, n: usize, timeout: Duration, what: &str) -> InstrumentResult<Vec<u8>> {
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::with_capacity(n);
+        let mut buf = vec![0u8; 65536];
+        while out.len() < n {
+            let want = (n - out.len()).min(buf.len());
+            let got = read_some(self.port.as_mut(), &mut buf[..want], &self.device)?;
+            out.extend_from_slice(&buf[..got]);
+            if got == 0 && Instant::now() > deadline {
+                return Err(InstrumentError::Timeout {
+                    device: self.device.clone(),
+                    what: format!("{what} ({} of {n} bytes came)", out.len()),
+                    timeout,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_metadata(&mut self, timeout: Duration) -> InstrumentResult<Metadata> {
+        let deadline = Instant::now() + timeout;
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 256];
+        loop {
+            let n = read_some(self.port.as_mut(), &mut buf, &self.device)?;
+            bytes.extend_from_slice(&buf[..n]);
+            if let Some(m) = parse_metadata(&bytes) {
+                return Ok(m);
+            }
+            if Instant::now() > deadline {
+                return Err(InstrumentError::Timeout { device: self.device.clone(), what: "metadata (0x04)".into(), timeout });
+            }
+        }
+    }
+
+    /// Captures `samples` samples after a rising edge on the servo channel; oldest first.
+    pub fn capture_raw(&mut self, samples: u32, trigger_timeout: Duration) -> InstrumentResult<Vec<u8>> {
+        let samples = samples.div_ceil(4) * 4;
+        let mut cmd = capture_setup(self.sample_rate_hz, samples, self.channel);
+        cmd.push(CMD_RUN);
+        self.write(&cmd)?;
+        let capture_time = Duration::from_secs_f64(f64::from(samples) / f64::from(self.sample_rate_hz));
+        let result = self.read_exact(samples as usize, trigger_timeout + capture_time, "capture after a rising edge");
+        match result {
+            Ok(mut data) => {
+                data.reverse();
+                Ok(data)
+            }
+            Err(e) => {
+                // Disarm so the next command is not taken as sample data.
+                let _ = self.reset();
+                Err(match e {
+                    InstrumentError::Timeout { device, timeout, .. } => InstrumentError::Measurement {
+                        device,
+                        reason: format!(
+                            "no rising edge on channel {} within {timeout:?}: the servo signal is absent (board off or locked up?)",
+                            self.channel
+                        ),
+                    },
+                    other => other,
+                })
+            }
+        }
+    }
+}
+
+impl PulseMeter for SumpAnalyzer {
+    fn capture(&mut self, periods: usize) -> InstrumentResult<TimedCapture> {
+        // Start at a rising edge and stop 1 ms before the edge `periods` frames later, so the
+        // next capture can arm in time for it: `periods` whole pulses, `periods - 1` periods.
+        let window_us = periods as f64 * SERVO_PERIOD_US - 1000.0;
+        let samples = (window_us * f64::from(self.sample_rate_hz) / 1e6) as u32;
+        let data = self.capture_raw(samples, Duration::from_millis(100))?;
+        let window = Duration::from_secs_f64(data.len() as f64 / f64::from(self.sample_rate_hz));
+        let started = Instant::now().checked_sub(window).unwrap_or_else(Instant::now);
+        let capture = PulseCapture::decode(&data, self.channel, self.sample_rate_hz)
+            .map_err(|e| InstrumentError::Measurement { device: self.device.clone(), reason: e.to_string() })?;
+        capture
+            .check_servo(periods.min(2), SERVO_PERIOD_US)
+            .map_err(|e| InstrumentError::Measurement { device: self.device.clone(), reason: e.to_string() })?;
+        Ok(TimedCapture { started, capture })
+    }
+
+    fn describe(&self) -> String {
+        format!("SUMP analyzer {} ({}) at {}, channel {}", self.id, self.metadata.name.as_deref().unwrap_or("unnamed"), self.device, self.channel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_commands_are_little_endian() {
+        assert_eq!(long_command(CMD_DIVIDER, 99), [0x80, 99, 0, 0, 0]);
+        let setup = capture_setup(1_000_000, 40_000, 0);
+        assert_eq!(&setup[..5], &[0x80, 99, 0, 0, 0]);
+        // (40000 / 4) - 1 = 9999 = 0x270F for both read and delay counts.
+        assert_eq!(&setup[5..10], &[0x81, 0x0F, 0x27, 0x0F, 0x27]);
+        assert_eq!(&setup[10..15], &[0x82, 0x38, 0, 0, 0]);
+    }
+
+    #[test]
+    fn parses_metadata() {
+        let mut b = vec![0x01];
+        b.extend(b"Sim\0");
+        b.extend([0x20, 0, 0, 0, 8, 0x23, 0x05, 0xF5, 0xE1, 0x00, 0x41, 2, 0x00]);
+        let m = parse_metadata(&b).unwrap();
+        assert_eq!(m.name.as_deref(), Some("Sim"));
+        assert_eq!(m.probes, Some(8));
+        assert_eq!(m.max_sample_rate, Some(100_000_000));
+        assert_eq!(parse_metadata(&b[..b.len() - 1]), None);
+    }
+}

@@ -1,0 +1,15 @@
+//! The gauge rig's host side: instruments (traits), their drivers, the simulated bench,
+//! scenarios, the runner and reports.
+
+pub mod app;
+pub mod config;
+pub mod dbc;
+pub mod drivers;
+pub mod ecu;
+pub mod instruments;
+pub mod report;
+pub mod rig;
+pub mod runner;
+pub mod scenario;
+pub mod sim;
+pub mod source;

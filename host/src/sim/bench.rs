@@ -1,0 +1,205 @@
+//! Wires a simulated target to its instrument simulators and runs it in real time.
+
+use std::{
+    collections::VecDeque,
+    io::Write,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use gauge_logic::{frame::CanFrame, supply::SupplyConfig};
+use serialport::{SerialPort, TTYPort};
+
+use super::{
+    logic_board::{LogicBoard, LogicFirmware, OptionBytes},
+    pwm::PwmTimeline,
+    target::{Pins, SimulatedTarget, TargetIo},
+};
+
+/// What to simulate.
+#[derive(Clone, Debug)]
+pub struct SimulatedBenchConfig {
+    /// How the board's supply is wired (the NUCLEO-H755ZI-Q: Direct SMPS).
+    pub wiring: SupplyConfig,
+    /// The firmware in flash when the bench starts (before the rig flashes the one under test).
+    pub preloaded: LogicFirmware,
+    pub option_bytes: OptionBytes,
+    /// Relay channel the board's supply hangs on.
+    pub relay_channel: u8,
+}
+
+/// State shared between the bench's threads and the in-process probe.
+pub struct Shared {
+    epoch: Instant,
+    pub(crate) stop: AtomicBool,
+    board: Mutex<BoardSlot>,
+    pub(crate) pwm: Mutex<PwmTimeline>,
+    /// Frames the board transmitted, for the CAN adapter simulator.
+    pub(crate) board_tx: Mutex<VecDeque<CanFrame>>,
+    /// Every 4-byte command the relay received, and whether it was accepted.
+    pub relay_log: Mutex<Vec<([u8; 4], bool)>>,
+}
+
+pub struct BoardSlot {
+    pub target: Box<dyn SimulatedTarget>,
+    pub powered: bool,
+    pub can_rx: VecDeque<CanFrame>,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicked simulator thread must not take the rest of the bench down with it.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    pub fn board(&self) -> MutexGuard<'_, BoardSlot> {
+        lock(&self.board)
+    }
+
+    pub fn set_power(&self, on: bool) {
+        let now = self.now_us();
+        let mut b = self.board();
+        if on && !b.powered {
+            b.powered = true;
+            b.can_rx.clear();
+            b.target.power_on(now);
+        } else if !on && b.powered {
+            b.powered = false;
+            b.target.power_off();
+        }
+    }
+
+    /// A frame on the bus from the adapter's side.
+    pub fn deliver_to_board(&self, frame: CanFrame) {
+        let mut b = self.board();
+        if b.powered && b.can_rx.len() < 64 {
+            b.can_rx.push_back(frame);
+        }
+    }
+}
+
+/// Paths of the simulated instruments' pseudo-terminals.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SimulatedPorts {
+    pub slcan: String,
+    pub sump: String,
+    pub relay: String,
+    pub telemetry: String,
+}
+
+pub struct SimulatedBench {
+    pub shared: Arc<Shared>,
+    pub ports: SimulatedPorts,
+    threads: Vec<JoinHandle<()>>,
+    /// Slave ends kept open so the masters never see a hang-up between host opens.
+    _slaves: Vec<TTYPort>,
+}
+
+/// A pseudo-terminal: (master for the simulator, slave path for the host).
+fn pty(what: &str) -> std::io::Result<(TTYPort, TTYPort, String)> {
+    // The slave from `pair()` holds no lock, so the host driver can open it by path (and lock it).
+    let (mut master, slave) = TTYPort::pair().map_err(|e| std::io::Error::other(format!("{what}: openpty: {e}")))?;
+    master.set_timeout(Duration::from_millis(2)).map_err(|e| std::io::Error::other(format!("{what}: {e}")))?;
+    let path = slave.name().ok_or_else(|| std::io::Error::other(format!("{what}: pty has no name")))?;
+    Ok((master, slave, path))
+}
+
+impl SimulatedBench {
+    /// Starts the bench with the board unpowered.
+    pub fn start(config: SimulatedBenchConfig) -> std::io::Result<Self> {
+        let mut target = LogicBoard::new(config.wiring, config.preloaded);
+        target.option_bytes = config.option_bytes;
+        let shared = Arc::new(Shared {
+            epoch: Instant::now(),
+            stop: AtomicBool::new(false),
+            board: Mutex::new(BoardSlot { target: Box::new(target), powered: false, can_rx: VecDeque::new() }),
+            pwm: Mutex::new(PwmTimeline::default()),
+            board_tx: Mutex::new(VecDeque::new()),
+            relay_log: Mutex::new(Vec::new()),
+        });
+        let (slcan_m, slcan_s, slcan) = pty("slcan adapter")?;
+        let (sump_m, sump_s, sump) = pty("SUMP analyzer")?;
+        let (relay_m, relay_s, relay) = pty("LCUS-1 relay")?;
+        let (mut tele_m, tele_s, telemetry) = pty("telemetry port")?;
+        // Like a UART nobody listens to: bytes that do not fit are lost, the board never blocks.
+        tele_m.set_timeout(Duration::from_millis(1)).map_err(std::io::Error::other)?;
+
+        let mut threads = Vec::new();
+        let s = shared.clone();
+        threads.push(spawn("sim-board", move || board_loop(&s, tele_m))?);
+        let s = shared.clone();
+        threads.push(spawn("sim-slcan", move || super::slcan_adapter::run(&s, slcan_m))?);
+        let s = shared.clone();
+        threads.push(spawn("sim-sump", move || super::sump_analyzer::run(&s, sump_m))?);
+        let s = shared.clone();
+        let channel = config.relay_channel;
+        threads.push(spawn("sim-relay", move || super::lcus_relay::run(&s, relay_m, channel))?);
+        Ok(Self {
+            shared,
+            ports: SimulatedPorts { slcan, sump, relay, telemetry },
+            threads,
+            _slaves: vec![slcan_s, sump_s, relay_s, tele_s],
+        })
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(name.to_string()).spawn(f)
+}
+
+impl Drop for SimulatedBench {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Ticks the target every millisecond of real time.
+fn board_loop(shared: &Shared, mut telemetry: TTYPort) {
+    let mut can_tx = Vec::new();
+    let mut uart = Vec::new();
+    while !shared.stop.load(Ordering::Relaxed) {
+        let now = shared.now_us();
+        let pins = {
+            let mut b = shared.board();
+            let b = &mut *b;
+            if b.powered {
+                let mut io = TargetIo { can_rx: &mut b.can_rx, can_tx: &mut can_tx, uart_tx: &mut uart };
+                let pins = b.target.tick(now, &mut io);
+                if b.target.power_cut_requested() {
+                    b.powered = false;
+                    b.target.power_off();
+                }
+                pins
+            } else {
+                Pins::default()
+            }
+        };
+        lock(&shared.pwm).advance(now, pins.pwm_pulse_us);
+        if !can_tx.is_empty() {
+            let mut q = lock(&shared.board_tx);
+            q.extend(can_tx.drain(..));
+            while q.len() > 256 {
+                q.pop_front();
+            }
+        }
+        if !uart.is_empty() {
+            let _ = telemetry.write_all(&uart);
+            let _ = telemetry.flush();
+            uart.clear();
+        }
+        std::thread::sleep(Duration::from_micros(1000 - now % 1000));
+    }
+    // Keep the master alive until the end so the host sees no hang-up mid-run.
+    let _ = telemetry.bytes_to_read();
+}

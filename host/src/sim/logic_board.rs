@@ -1,0 +1,268 @@
+//! A NUCLEO-H755ZI-Q model running the gauge's host-built decision logic.
+
+use futures::executor::block_on;
+use gauge_logic::{
+    calibration::Calibration,
+    gauge::{Gauge, GaugeTiming},
+    storage::{Records, STORAGE_OFFSETS},
+    supply::{SupplyConfig, PWR_CR3_ADDR, PWR_CSR1_ACTVOSRDY, PWR_CSR1_ADDR},
+    telemetry::StatusLine,
+};
+
+use super::{
+    flash::FlashModel,
+    pwr::{PwrLatch, SupplyOutcome},
+    target::{DebugAccessError, FirmwareIdentity, FirmwareImage, Pins, SimulatedTarget, TargetIo},
+};
+use crate::instruments::CoreSelect;
+
+pub const FLASH_OPTSR_CUR: u32 = 0x5200_201C;
+pub const FLASH_BOOT7_CUR: u32 = 0x5200_2040;
+pub const FLASH_BOOT4_CUR: u32 = 0x5200_2048;
+pub const DBGMCU_IDCODE: u32 = 0x5C00_1000;
+pub const OPTSR_BCM4: u32 = 1 << 22;
+pub const OPTSR_BCM7: u32 = 1 << 23;
+/// Time from reset to the main loop (clock setup, storage scan).
+const BOOT_TIME_US: u64 = 5_000;
+
+/// The firmware loaded into a [`LogicBoard`]: the gauge logic plus its build options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogicFirmware {
+    pub supply: SupplyConfig,
+}
+
+/// Option bytes as read back from FLASH_OPTSR_CUR / BOOT7 / BOOT4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptionBytes {
+    pub optsr: u32,
+    pub boot7: u32,
+    pub boot4: u32,
+}
+
+impl Default for OptionBytes {
+    /// Out of the box: RDP level 0 (0xAA), both cores boot; CM7 from 0x0800_0000, CM4 from 0x0810_0000.
+    fn default() -> Self {
+        Self { optsr: (0xAA << 8) | OPTSR_BCM7 | OPTSR_BCM4, boot7: 0x0800, boot4: 0x0810 }
+    }
+}
+
+enum Core {
+    Off,
+    /// CM7 boot disabled in the option bytes: nothing of ours runs.
+    Cm7Disabled,
+    /// The supply choice cut Vcore.
+    LockedUp,
+    /// Spinning on ACTVOSRDY (embassy waits forever).
+    WaitingForVoltage,
+    Booting { main_at_us: u64, boot_count: u32, calibration: Calibration },
+    Running(Box<Running>),
+}
+
+struct Running {
+    gauge: Gauge,
+    boot_us: u64,
+    boot_count: u32,
+    next_telemetry_ms: u64,
+    pins: Pins,
+}
+
+pub struct LogicBoard {
+    wiring: SupplyConfig,
+    pub option_bytes: OptionBytes,
+    firmware: LogicFirmware,
+    pwr: PwrLatch,
+    pub flash: FlashModel,
+    core: Core,
+    power_cut: bool,
+    /// How the last boot's storage step went (for the rig's diagnosis).
+    pub last_storage_error: Option<String>,
+}
+
+impl LogicBoard {
+    pub fn new(wiring: SupplyConfig, firmware: LogicFirmware) -> Self {
+        Self {
+            wiring,
+            option_bytes: OptionBytes::default(),
+            firmware,
+            pwr: PwrLatch::power_on(),
+            flash: FlashModel::new(STORAGE_OFFSETS),
+            core: Core::Off,
+            power_cut: false,
+            last_storage_error: None,
+        }
+    }
+
+    pub fn firmware(&self) -> LogicFirmware {
+        self.firmware
+    }
+
+    /// Runs the firmware from its reset vector up to the main loop.
+    fn start_firmware(&mut self, now_us: u64) {
+        if self.option_bytes.optsr & OPTSR_BCM7 == 0 {
+            self.core = Core::Cm7Disabled;
+            return;
+        }
+        // embassy's init: the supply first, then it waits for ACTVOSRDY.
+        self.pwr.write_cr3(self.firmware.supply.cr3_bits(), self.wiring);
+        match self.pwr.outcome {
+            SupplyOutcome::LockUp => {
+                self.core = Core::LockedUp;
+                return;
+            }
+            SupplyOutcome::VoltageInvalid => {
+                self.core = Core::WaitingForVoltage;
+                return;
+            }
+            SupplyOutcome::Ok => {}
+        }
+        let mut records = match Records::new(&mut self.flash, STORAGE_OFFSETS) {
+            Ok(r) => r,
+            Err(e) => {
+                self.last_storage_error = Some(format!("{e:?}"));
+                self.core = Core::Booting { main_at_us: now_us + BOOT_TIME_US, boot_count: 0, calibration: Calibration::DEFAULT };
+                return;
+            }
+        };
+        let result = block_on(records.on_boot());
+        drop(records);
+        if self.flash.power_was_cut() {
+            self.power_cut = true;
+            self.core = Core::Off;
+            return;
+        }
+        let (boot_count, calibration) = match result {
+            Ok(r) => {
+                self.last_storage_error = None;
+                (r.boot_count, r.calibration)
+            }
+            Err(e) => {
+                // Like the board binary: carry on with defaults.
+                self.last_storage_error = Some(format!("{e:?}"));
+                (0, Calibration::DEFAULT)
+            }
+        };
+        self.core = Core::Booting { main_at_us: now_us + BOOT_TIME_US, boot_count, calibration };
+    }
+}
+
+impl SimulatedTarget for LogicBoard {
+    fn power_on(&mut self, now_us: u64) {
+        self.pwr = PwrLatch::power_on();
+        self.power_cut = false;
+        self.start_firmware(now_us);
+    }
+
+    fn power_off(&mut self) {
+        self.core = Core::Off;
+        self.flash.cut_power_after(None);
+    }
+
+    fn reset(&mut self, now_us: u64) {
+        if matches!(self.core, Core::Off | Core::LockedUp) {
+            return; // no Vcore: reset does nothing useful
+        }
+        self.start_firmware(now_us);
+    }
+
+    fn tick(&mut self, now_us: u64, io: &mut TargetIo<'_>) -> Pins {
+        if let Core::Booting { main_at_us, boot_count, calibration } = self.core {
+            if now_us < main_at_us {
+                io.can_rx.clear();
+                return Pins::default();
+            }
+            let gauge = Gauge::new(calibration, GaugeTiming::DEFAULT, 0);
+            self.core = Core::Running(Box::new(Running {
+                gauge,
+                boot_us: main_at_us,
+                boot_count,
+                next_telemetry_ms: 1000,
+                pins: Pins::default(),
+            }));
+        }
+        let Core::Running(run) = &mut self.core else {
+            io.can_rx.clear();
+            return Pins::default();
+        };
+        let now_ms = (now_us - run.boot_us) / 1000;
+        while let Some(frame) = io.can_rx.pop_front() {
+            run.gauge.on_frame(now_ms, &frame);
+        }
+        let out = run.gauge.poll(now_ms);
+        if let Some(frame) = out.transmit {
+            io.can_tx.push(frame);
+        }
+        run.pins = Pins { pwm_pulse_us: Some(out.pulse_us), red_led: out.failsafe };
+        if now_ms >= run.next_telemetry_ms {
+            run.next_telemetry_ms += 1000;
+            let line = StatusLine {
+                uptime_ms: now_ms,
+                temperature: run.gauge.temperature(),
+                source: run.gauge.source(),
+                pulse_us: out.pulse_us,
+                pwr_cr3: self.pwr.cr3,
+                boot_count: run.boot_count,
+                failsafe: out.failsafe,
+            };
+            io.uart_tx.extend_from_slice(format!("{line}\r\n").as_bytes());
+        }
+        run.pins
+    }
+
+    fn power_cut_requested(&mut self) -> bool {
+        std::mem::take(&mut self.power_cut)
+    }
+
+    fn debug_accessible(&self, core: CoreSelect) -> bool {
+        match (&self.core, core) {
+            (Core::Off | Core::LockedUp, _) => false,
+            (Core::Cm7Disabled, CoreSelect::Cm7) => false,
+            _ => true,
+        }
+    }
+
+    fn debug_read_u32(&self, core: CoreSelect, address: u32) -> Result<u32, DebugAccessError> {
+        if !self.debug_accessible(core) {
+            return Err(DebugAccessError::NoResponse);
+        }
+        let storage = gauge_logic::storage::STORAGE_ADDRESSES;
+        Ok(match address {
+            PWR_CR3_ADDR => self.pwr.cr3,
+            // ACTVOS[15:14] report VOS1 once valid.
+            PWR_CSR1_ADDR => {
+                if self.pwr.actvosrdy() {
+                    PWR_CSR1_ACTVOSRDY | (0b11 << 14)
+                } else {
+                    0
+                }
+            }
+            FLASH_OPTSR_CUR => self.option_bytes.optsr,
+            FLASH_BOOT7_CUR => self.option_bytes.boot7,
+            FLASH_BOOT4_CUR => self.option_bytes.boot4,
+            DBGMCU_IDCODE => 0x1000_6450,
+            a if storage.contains(&a) && a % 4 == 0 => {
+                let offset = a - storage.start + STORAGE_OFFSETS.start;
+                let b = self.flash.read_at(offset, 4).map_err(|_| DebugAccessError::Unmapped(a))?;
+                u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+            }
+            a => return Err(DebugAccessError::Unmapped(a)),
+        })
+    }
+
+    fn identity(&self) -> FirmwareIdentity {
+        FirmwareIdentity {
+            name: "gauge-logic (host build, simulated board)".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            supply: Some(self.firmware.supply.name().into()),
+            sha256: None,
+        }
+    }
+
+    fn load_firmware(&mut self, image: &FirmwareImage) -> Result<(), String> {
+        match image {
+            FirmwareImage::Logic(fw) => {
+                self.firmware = *fw;
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! "The board" as the simulated bench sees it: a target with pins, a CAN controller, a UART and
+//! a debug port. [`super::logic_board::LogicBoard`] runs the host-built firmware logic; an
+//! emulator of the real ELF can implement the same trait.
+
+use std::collections::VecDeque;
+
+use gauge_logic::frame::CanFrame;
+
+use crate::instruments::CoreSelect;
+
+/// The pins and buses a target drives or reads during one tick.
+pub struct TargetIo<'a> {
+    /// Frames on the bus for the target's CAN controller.
+    pub can_rx: &'a mut VecDeque<CanFrame>,
+    /// Frames the target transmits.
+    pub can_tx: &'a mut Vec<CanFrame>,
+    /// Bytes the target sends on its telemetry UART.
+    pub uart_tx: &'a mut Vec<u8>,
+}
+
+/// Output pins after a tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Pins {
+    /// Servo pulse width while the PWM timer runs.
+    pub pwm_pulse_us: Option<u16>,
+    pub red_led: bool,
+}
+
+/// Why a debug access failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DebugAccessError {
+    #[error("no response from the access port")]
+    NoResponse,
+    #[error("address {0:#010x} is not modelled by the simulated board")]
+    Unmapped(u32),
+}
+
+/// What the rig knows about the firmware loaded into a target.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FirmwareIdentity {
+    pub name: String,
+    pub version: String,
+    /// The supply configuration the firmware selects, when known (from the build, or from
+    /// preflight of an ELF).
+    pub supply: Option<String>,
+    /// SHA-256 of the image, when there is a file.
+    pub sha256: Option<String>,
+}
+
+pub trait SimulatedTarget: Send {
+    /// Power applied (a power-on reset).
+    fn power_on(&mut self, now_us: u64);
+    fn power_off(&mut self);
+    /// System reset (NRST or a debugger reset): the PWR latch survives.
+    fn reset(&mut self, now_us: u64);
+    /// Advances the target to `now_us`.
+    fn tick(&mut self, now_us: u64, io: &mut TargetIo<'_>) -> Pins;
+    /// Whether the target cut its own power (a planned power cut during a flash write).
+    fn power_cut_requested(&mut self) -> bool {
+        false
+    }
+    fn debug_accessible(&self, core: CoreSelect) -> bool;
+    fn debug_read_u32(&self, core: CoreSelect, address: u32) -> Result<u32, DebugAccessError>;
+    fn identity(&self) -> FirmwareIdentity;
+    /// Programs a new firmware image, as a debugger's flash download does; runs from the next reset.
+    fn load_firmware(&mut self, image: &FirmwareImage) -> Result<(), String>;
+}
+
+/// A firmware image a simulated target can be loaded with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FirmwareImage {
+    /// The host-built gauge logic with its build options.
+    Logic(super::logic_board::LogicFirmware),
+}
