@@ -18,8 +18,9 @@ use crate::{
     sim::logic_board::{FLASH_OPTSR_CUR, OPTSR_BCM7},
 };
 
-/// Pulses per capture: the last two must agree and sit at the target to call the needle settled.
-const PULSES_PER_CAPTURE: usize = 3;
+/// Pulses per capture. Captures follow each other without missing a pulse, so the settle check
+/// (the last two pulses agree and sit at the target) can span two captures.
+const PULSES_PER_CAPTURE: usize = 2;
 /// Two consecutive pulses closer than this are "not moving" (the slew moves 40 us per frame).
 const STABLE_US: f64 = 2.0;
 const TELEMETRY_TIMEOUT: Duration = Duration::from_millis(2500);
@@ -277,35 +278,60 @@ impl Runner<'_> {
         }
     }
 
-    /// Captures until the last two pulses agree and sit within `tol` of `target`, or `timeout`.
-    /// Returns (mean of the last two pulses, period, when the first at-target pulse began).
-    fn settle(&mut self, target: f64, tol: f64, deadline: Instant) -> Result<(f64, f64, Instant), (Option<f64>, String)> {
+    /// Captures until the last two pulses that began after `after` agree and sit within `tol`
+    /// of `target`, or `deadline`. Returns (mean of those two pulses, period, when the first
+    /// at-target pulse began).
+    fn settle(&mut self, target: f64, tol: f64, after: Instant, deadline: Instant) -> Result<(f64, f64, Instant), (Option<f64>, String)> {
         let mut last: Option<f64> = None;
         let mut last_problem = String::from("no capture completed");
+        // Pulses seen so far as (rising edge, high time), newest last; kept while captures are contiguous.
+        let mut stream: Vec<(Instant, f64)> = Vec::new();
+        let mut period = f64::NAN;
         loop {
             if self.abort.load(Ordering::Relaxed) {
                 return Err((last, "interrupted".into()));
             }
             match self.rig.meter.capture(PULSES_PER_CAPTURE) {
                 Ok(tc) => {
-                    let highs = &tc.capture.high_us;
-                    if highs.len() >= 2 {
-                        let (a, b) = (highs[highs.len() - 2], highs[highs.len() - 1]);
+                    let c = &tc.capture;
+                    period = c.mean_period_us().unwrap_or(period);
+                    let pulses: Vec<(Instant, f64)> = c
+                        .high_us
+                        .iter()
+                        .zip(&c.pulse_end_us)
+                        .map(|(&h, &end)| (tc.started + Duration::from_secs_f64((end - h) / 1e6), h))
+                        .collect();
+                    // Contiguous with the previous capture when the gap is one servo period.
+                    let contiguous = match (stream.last(), pulses.first()) {
+                        (Some(&(prev, _)), Some(&(first, _))) => {
+                            let gap = ms(first.saturating_duration_since(prev));
+                            (PWM_PERIOD_MS * 0.75..PWM_PERIOD_MS * 1.25).contains(&gap)
+                        }
+                        _ => false,
+                    };
+                    if !contiguous {
+                        stream.clear();
+                    }
+                    stream.extend(pulses.into_iter().filter(|&(t, _)| t >= after));
+                    if stream.len() >= 2 {
+                        let (a, b) = (stream[stream.len() - 2].1, stream[stream.len() - 1].1);
                         let mean = (a + b) / 2.0;
                         last = Some(mean);
                         if (a - b).abs() <= STABLE_US && (a - target).abs() <= tol && (b - target).abs() <= tol {
-                            let first_at_target = (0..highs.len())
-                                .find(|&k| highs[k..].iter().all(|h| (h - target).abs() <= tol))
-                                .unwrap_or(highs.len() - 2);
-                            let rise_us = tc.capture.pulse_end_us[first_at_target] - highs[first_at_target];
-                            let at = tc.started + Duration::from_secs_f64(rise_us / 1e6);
-                            let period = tc.capture.mean_period_us().unwrap_or(f64::NAN);
-                            return Ok((mean, period, at));
+                            let first_at_target = (0..stream.len())
+                                .find(|&k| stream[k..].iter().all(|(_, h)| (h - target).abs() <= tol))
+                                .unwrap_or(stream.len() - 2);
+                            return Ok((mean, period, stream[first_at_target].0));
                         }
                         last_problem = format!("needle at {mean:.1} us (last pulses {a:.0}/{b:.0} us)");
+                    } else if let Some(&(_, h)) = stream.last() {
+                        last = Some(h);
                     }
                 }
-                Err(e @ InstrumentError::Measurement { .. }) => last_problem = e.to_string(),
+                Err(e @ InstrumentError::Measurement { .. }) => {
+                    stream.clear();
+                    last_problem = e.to_string();
+                }
                 Err(e) => return Err((last, format!("ERROR: {e}"))),
             }
             if Instant::now() >= deadline {
@@ -323,9 +349,24 @@ impl Runner<'_> {
         state: &mut ScenarioState,
     ) -> StepResult {
         let step_start = Instant::now();
-        let t0 = if setpoint.is_some() { self.rig.ecu.setpoint_sent_at().unwrap_or(step_start) } else { step_start };
+        let deadline = step_start + timeout;
         let limits = (Some(us - tol), Some(us + tol));
-        match self.settle(us, tol, step_start + timeout) {
+        // After a set-point, only pulses that begin once its first frame is on the bus count
+        // (an OBD-II set-point waits for the gauge's next request).
+        let t0 = if setpoint.is_some() {
+            loop {
+                if let Some(t) = self.rig.ecu.setpoint_sent_at() {
+                    break t;
+                }
+                if Instant::now() >= deadline || self.abort.load(Ordering::Relaxed) {
+                    return StepResult::fail(Vec::new(), format!("the set-point never went out on the bus within {timeout:?} (for OBD-II: the gauge sent no request)"));
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        } else {
+            step_start
+        };
+        match self.settle(us, tol, t0, deadline) {
             Ok((mean, period, at)) => {
                 let confirmed = Instant::now();
                 state.last_pulse_us = Some(mean);
@@ -368,7 +409,7 @@ impl Runner<'_> {
         let reference = self.rig.ecu.last_valid_sent_at().unwrap_or_else(Instant::now);
         let deadline = reference + Duration::from_millis(within_ms + 500);
         let mut m = Vec::new();
-        match self.settle(park, tol, deadline.max(Instant::now() + Duration::from_millis(200))) {
+        match self.settle(park, tol, reference, deadline.max(Instant::now() + Duration::from_millis(200))) {
             Ok((mean, _, at)) => {
                 state.last_pulse_us = Some(mean);
                 m.push(Measurement::limited("pulse_width", mean, "us", Some(park - tol), Some(park + tol)));

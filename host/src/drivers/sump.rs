@@ -239,9 +239,10 @@ impl SumpAnalyzer {
 
 impl PulseMeter for SumpAnalyzer {
     fn capture(&mut self, periods: usize) -> InstrumentResult<TimedCapture> {
-        // Start at a rising edge and stop 1 ms before the edge `periods` frames later, so the
-        // next capture can arm in time for it: `periods` whole pulses, `periods - 1` periods.
-        let window_us = periods as f64 * SERVO_PERIOD_US - 1000.0;
+        // Start at a rising edge and stop 3 ms after the edge `periods - 1` frames later: that
+        // holds `periods` whole pulses (servo pulses end by 2.5 ms) and leaves 17 ms to read
+        // out and re-arm before the next edge, so back-to-back captures miss no pulse.
+        let window_us = (periods.max(1) - 1) as f64 * SERVO_PERIOD_US + 3000.0;
         let samples = (window_us * f64::from(self.sample_rate_hz) / 1e6) as u32;
         let data = self.capture_raw(samples, Duration::from_millis(100))?;
         let window = Duration::from_secs_f64(data.len() as f64 / f64::from(self.sample_rate_hz));
@@ -249,7 +250,7 @@ impl PulseMeter for SumpAnalyzer {
         let capture = PulseCapture::decode(&data, self.channel, self.sample_rate_hz)
             .map_err(|e| InstrumentError::Measurement { device: self.device.clone(), reason: e.to_string() })?;
         capture
-            .check_servo(periods.min(2), SERVO_PERIOD_US)
+            .check_servo(periods, SERVO_PERIOD_US)
             .map_err(|e| InstrumentError::Measurement { device: self.device.clone(), reason: e.to_string() })?;
         Ok(TimedCapture { started, capture })
     }
