@@ -181,7 +181,7 @@ struct RawScenario {
     steps: Vec<Spanned<toml::Table>>,
 }
 
-/// A step with the line it starts on.
+/// A step with the line of its `[[steps]]` header.
 #[derive(Debug, Clone)]
 pub struct LocatedStep {
     pub line: usize,
@@ -295,17 +295,17 @@ mod tests {
     fn parses_steps_with_their_lines() {
         let s = load("name = \"x\"\n\n[[steps]]\naction = \"set_temperature\"\ncelsius = 90\n\n[[steps]]\naction = \"expect_pulse\"\nus = 1455\n").unwrap();
         assert_eq!(s.steps.len(), 2);
-        assert_eq!(s.steps[1].line, 8);
+        assert_eq!(s.steps[1].line, 7, "the [[steps]] header");
         assert_eq!(s.steps[0].step, Step::SetTemperature { celsius: 90.0, source: TempSource::Broadcast, period_ms: 100 });
     }
 
     #[test]
     fn unknown_action_and_field_name_the_line() {
         let e = load("name = \"x\"\n[[steps]]\naction = \"fly\"\n").unwrap_err();
-        assert_eq!(e.line, 3, "{e}");
+        assert_eq!(e.line, 2, "{e}");
         assert!(e.message.contains("step 1"), "{e}");
         let e = load("name = \"x\"\n[[steps]]\naction = \"hold\"\nms = 5\n[[steps]]\naction = \"expect_pulse\"\nusec = 5\n").unwrap_err();
-        assert_eq!(e.line, 6, "{e}");
+        assert_eq!(e.line, 5, "{e}");
         assert!(e.message.contains("usec") || e.message.contains("us"), "{e}");
     }
 

@@ -38,16 +38,16 @@ impl PulseCapture {
                 _ => {}
             }
         }
-        // A capture triggered on a rising edge starts high at sample 0: count that edge.
-        if !samples.is_empty() && level(0) && (rising.first().copied() != Some(0)) {
-            rising.insert(0, 0);
-        }
         if rising.is_empty() && falling.is_empty() {
             return Err(PulseError::NoEdges {
                 samples: samples.len(),
                 ms: samples.len() as f64 * us_per_sample / 1000.0,
                 level: if samples.first().is_some_and(|_| level(0)) { "high" } else { "low" },
             });
+        }
+        // A capture triggered on a rising edge starts high at sample 0: count that edge.
+        if level(0) {
+            rising.insert(0, 0);
         }
         let mut high_us = Vec::new();
         let mut pulse_end_us = Vec::new();

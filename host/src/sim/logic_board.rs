@@ -266,3 +266,86 @@ impl SimulatedTarget for LogicBoard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use gauge_logic::storage::STORAGE_ADDRESSES;
+
+    use super::*;
+
+    fn run_until_main(board: &mut LogicBoard, from_us: u64) -> Pins {
+        let (mut rx, mut tx, mut uart) = (VecDeque::new(), Vec::new(), Vec::new());
+        let mut io = TargetIo { can_rx: &mut rx, can_tx: &mut tx, uart_tx: &mut uart };
+        board.tick(from_us + BOOT_TIME_US + 1000, &mut io)
+    }
+
+    fn boot_count(board: &LogicBoard) -> u32 {
+        let mut records = Records::new(board.flash.clone(), STORAGE_OFFSETS).unwrap();
+        block_on(records.boot_count()).unwrap().unwrap_or(0)
+    }
+
+    #[test]
+    fn boot_counter_survives_power_cycles_and_counts_resets() {
+        let mut b = LogicBoard::new(SupplyConfig::DirectSmps, LogicFirmware { supply: SupplyConfig::DirectSmps });
+        for cycle in 1..=5u32 {
+            b.power_on(0);
+            assert!(run_until_main(&mut b, 0).pwm_pulse_us.is_some());
+            b.power_off();
+            assert_eq!(boot_count(&b), cycle);
+        }
+        b.power_on(0);
+        b.reset(10);
+        assert_eq!(boot_count(&b), 7);
+        assert_eq!(b.last_storage_error, None);
+    }
+
+    #[test]
+    fn wrong_supply_is_latched_only_at_power_on() {
+        let mut b = LogicBoard::new(SupplyConfig::DirectSmps, LogicFirmware { supply: SupplyConfig::DirectSmps });
+        b.power_on(0);
+        b.load_firmware(&FirmwareImage::Logic(LogicFirmware { supply: SupplyConfig::Ldo })).unwrap();
+        b.reset(100);
+        assert!(run_until_main(&mut b, 100).pwm_pulse_us.is_some(), "runs after reset: latch holds Direct SMPS");
+        assert_eq!(b.debug_read_u32(CoreSelect::Cm7, PWR_CR3_ADDR), Ok(0x04));
+        b.power_off();
+        b.power_on(0);
+        assert_eq!(run_until_main(&mut b, 0).pwm_pulse_us, None, "locked up");
+        assert!(!b.debug_accessible(CoreSelect::Cm7) && !b.debug_accessible(CoreSelect::Cm4));
+    }
+
+    #[test]
+    fn bcm7_cleared_leaves_only_the_cm4_reachable() {
+        let mut b = LogicBoard::new(SupplyConfig::DirectSmps, LogicFirmware { supply: SupplyConfig::DirectSmps });
+        b.option_bytes.optsr &= !OPTSR_BCM7;
+        b.power_on(0);
+        assert!(!b.debug_accessible(CoreSelect::Cm7));
+        assert_eq!(b.debug_read_u32(CoreSelect::Cm4, FLASH_OPTSR_CUR).map(|v| v & OPTSR_BCM7), Ok(0));
+    }
+
+    #[test]
+    fn power_cut_mid_boot_write_keeps_every_committed_count() {
+        // Cut the supply after n bytes of the boot-time writes, for many n: the count read back
+        // afterwards is never below what was committed before.
+        let mut b = LogicBoard::new(SupplyConfig::DirectSmps, LogicFirmware { supply: SupplyConfig::DirectSmps });
+        b.power_on(0);
+        b.power_off();
+        let mut committed = boot_count(&b);
+        for n in (0..200).step_by(7) {
+            b.flash.cut_power_after(Some(n));
+            b.power_on(0);
+            let cut = b.power_cut_requested();
+            b.power_off();
+            let now = boot_count(&b);
+            assert!(now >= committed, "cut after {n} bytes lost a committed count: {now} < {committed}");
+            assert!(now <= committed + 1);
+            if !cut {
+                assert_eq!(now, committed + 1);
+            }
+            committed = now;
+        }
+        let word = b.debug_read_u32(CoreSelect::Cm7, STORAGE_ADDRESSES.start);
+        assert_eq!(word, Err(DebugAccessError::NoResponse), "powered off");
+    }
+}

@@ -138,6 +138,6 @@ mod tests {
         let f = parse_transmit(false, b"7DF802015C0000000000").unwrap();
         assert_eq!((f.id, f.len), (0x7DF, 8));
         assert!(parse_transmit(false, b"7DF802015C").is_none());
-        assert!(parse_transmit(true, b"1ABCDEF0").unwrap().extended);
+        assert!(parse_transmit(true, b"1ABCDEF00").unwrap().extended);
     }
 }
