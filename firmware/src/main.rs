@@ -74,7 +74,10 @@ fn clock_config() -> Config {
     // embassy's default is VOS0; Direct SMPS on the H75x allows VOS1 (400 MHz) at most.
     rcc.voltage_scale = rcc::VoltageScale::Scale1;
     // 8 MHz from the ST-LINK's MCO: an external clock, not a crystal.
-    rcc.hse = Some(rcc::Hse { freq: Hertz(8_000_000), mode: rcc::HseMode::Bypass });
+    rcc.hse = Some(rcc::Hse {
+        freq: Hertz(8_000_000),
+        mode: rcc::HseMode::Bypass,
+    });
     // 8 MHz / 1 = 8 MHz PLL input, x100 = 800 MHz VCO; P /2 = 400 MHz core, Q /10 = 80 MHz FDCAN.
     rcc.pll1 = Some(rcc::Pll {
         source: rcc::PllSource::HSE,
@@ -166,7 +169,15 @@ async fn main(_spawner: Spawner) {
 
     // Needle parked and red LED on before anything slow (a flash erase can take seconds).
     let servo_pin = PwmPin::new(p.PE9, OutputType::PushPull);
-    let pwm = SimplePwm::new(p.TIM1, Some(servo_pin), None, None, None, Hertz(50), CountingMode::EdgeAlignedUp);
+    let pwm = SimplePwm::new(
+        p.TIM1,
+        Some(servo_pin),
+        None,
+        None,
+        None,
+        Hertz(50),
+        CountingMode::EdgeAlignedUp,
+    );
     let mut servo = pwm.split().ch1;
     let max_duty = servo.max_duty_cycle();
     servo.set_duty_cycle(pulse_ticks(timing.park_pulse_us, max_duty));
@@ -182,11 +193,9 @@ async fn main(_spawner: Spawner) {
     // extended and remote frames are never readings, so the controller drops them.
     let mut can_config = CanConfigurator::new(p.FDCAN1, p.PD0, p.PD1, Irqs);
     can_config.set_bitrate(500_000);
-    can_config.set_config(
-        can_config.config().set_global_filter(
-            GlobalFilter::reject_all().set_handle_standard_frames(NonMatchingFilter::IntoRxFifo0),
-        ),
-    );
+    can_config.set_config(can_config.config().set_global_filter(
+        GlobalFilter::reject_all().set_handle_standard_frames(NonMatchingFilter::IntoRxFifo0),
+    ));
     let (can_tx, can_rx, _) = can_config.into_normal_mode().split();
 
     // Boot counter and calibration; the gauge must work even when storage does not.
@@ -215,7 +224,11 @@ async fn main(_spawner: Spawner) {
             }
             let out = gauge.poll(now_ms);
             servo.set_duty_cycle(pulse_ticks(out.pulse_us, max_duty));
-            failsafe_led.set_level(if out.failsafe { Level::High } else { Level::Low });
+            failsafe_led.set_level(if out.failsafe {
+                Level::High
+            } else {
+                Level::Low
+            });
             if let Some(frame) = out.transmit {
                 // A full queue means the bus is not taking frames: drop this request.
                 let _ = to_send.try_send(frame);
@@ -236,6 +249,11 @@ async fn main(_spawner: Spawner) {
         }
     };
 
-    join4(gauge_loop, can_receive(can_rx, &received), can_transmit(can_tx, &to_send), telemetry(uart, &status))
-        .await;
+    join4(
+        gauge_loop,
+        can_receive(can_rx, &received),
+        can_transmit(can_tx, &to_send),
+        telemetry(uart, &status),
+    )
+    .await;
 }

@@ -8,7 +8,9 @@ use std::{
 use crate::{
     config::RigConfig,
     dbc::OilTempEncoder,
-    report::{new_run_id, now_rfc3339, Outcome, ReportWriter, RunReport, ScenarioReport, StepReport},
+    report::{
+        new_run_id, now_rfc3339, Outcome, ReportWriter, RunReport, ScenarioReport, StepReport,
+    },
     rig::Rig,
     runner::Runner,
     scenario::Scenario,
@@ -66,47 +68,64 @@ pub fn run(opts: &RunOptions<'_>, progress: &mut dyn Progress) -> std::io::Resul
     let writer = ReportWriter::create(&opts.reports_root, &run_id)?;
     let mut report = RunReport::new(run_id);
     writer.write(&report)?;
-    let finish = |report: &mut RunReport, outcome: Outcome, error: Option<String>| -> std::io::Result<()> {
-        report.outcome = outcome;
-        report.error = error;
-        report.finished_at = Some(now_rfc3339());
-        report.recount();
-        writer.write(report)
-    };
+    let finish =
+        |report: &mut RunReport, outcome: Outcome, error: Option<String>| -> std::io::Result<()> {
+            report.outcome = outcome;
+            report.error = error;
+            report.finished_at = Some(now_rfc3339());
+            report.recount();
+            writer.write(report)
+        };
 
     let prepared = (|| -> Result<(RigConfig, Vec<Scenario>, OilTempEncoder), String> {
         let config = RigConfig::load(&opts.rig).map_err(|e| format!("rig config: {e}"))?;
         let files = Scenario::collect(&opts.scenarios).map_err(|e| e.to_string())?;
         if files.is_empty() {
-            return Err(format!("no scenario files (*.toml) in {:?}", opts.scenarios));
+            return Err(format!(
+                "no scenario files (*.toml) in {:?}",
+                opts.scenarios
+            ));
         }
+        let encoder = OilTempEncoder::load(&opts.dbc).map_err(|e| format!("DBC: {e}"))?;
         let mut scenarios = Vec::new();
         let mut problems = Vec::new();
         for f in &files {
-            match Scenario::load(f) {
+            match Scenario::load(f, Some(&encoder)) {
                 Ok(s) => scenarios.push(s),
                 Err(e) => problems.push(e.to_string()),
             }
         }
         if !problems.is_empty() {
-            return Err(format!("invalid scenario files:\n  {}", problems.join("\n  ")));
+            return Err(format!(
+                "invalid scenario files:\n  {}",
+                problems.join("\n  ")
+            ));
         }
-        let encoder = OilTempEncoder::load(&opts.dbc).map_err(|e| format!("DBC: {e}"))?;
         Ok((config, scenarios, encoder))
     })();
     let (config, scenarios, encoder) = match prepared {
         Ok(p) => p,
         Err(e) => {
             finish(&mut report, Outcome::Error, Some(e))?;
-            return Ok(RunResult { report, report_path: writer.path() });
+            return Ok(RunResult {
+                report,
+                report_path: writer.path(),
+            });
         }
     };
 
     let mut rig = match Rig::open(config, encoder) {
         Ok(r) => r,
         Err(e) => {
-            finish(&mut report, Outcome::Error, Some(format!("bringing up the rig: {e}")))?;
-            return Ok(RunResult { report, report_path: writer.path() });
+            finish(
+                &mut report,
+                Outcome::Error,
+                Some(format!("bringing up the rig: {e}")),
+            )?;
+            return Ok(RunResult {
+                report,
+                report_path: writer.path(),
+            });
         }
     };
     report.rig = Some(rig.info());
@@ -116,8 +135,18 @@ pub fn run(opts: &RunOptions<'_>, progress: &mut dyn Progress) -> std::io::Resul
 
     let mut outcome = Outcome::Pass;
     for scenario in &scenarios {
+        if opts.abort.load(std::sync::atomic::Ordering::Relaxed) {
+            report.scenarios.push(ScenarioReport::not_run(
+                scenario,
+                "run interrupted before this scenario",
+            ));
+            continue;
+        }
         progress.scenario_started(scenario);
-        let mut runner = Runner { rig: &mut rig, abort: opts.abort };
+        let mut runner = Runner {
+            rig: &mut rig,
+            abort: opts.abort,
+        };
         let sr = runner.run(scenario, &mut |s| progress.step_done(s));
         progress.scenario_done(&sr);
         outcome = outcome.worst(sr.outcome);
@@ -126,6 +155,17 @@ pub fn run(opts: &RunOptions<'_>, progress: &mut dyn Progress) -> std::io::Resul
         writer.write(&report)?;
     }
     let interrupted = opts.abort.load(std::sync::atomic::Ordering::Relaxed);
-    finish(&mut report, outcome, interrupted.then(|| "run interrupted".to_string()))?;
-    Ok(RunResult { report, report_path: writer.path() })
+    // An interrupted run never passes, even if the interrupt came during its last step.
+    if interrupted {
+        outcome = Outcome::Error;
+    }
+    finish(
+        &mut report,
+        outcome,
+        interrupted.then(|| "run interrupted".to_string()),
+    )?;
+    Ok(RunResult {
+        report,
+        report_path: writer.path(),
+    })
 }

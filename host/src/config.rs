@@ -79,7 +79,10 @@ fn yes() -> bool {
 
 impl Default for OptionBytesConfig {
     fn default() -> Self {
-        Self { bcm7: true, bcm4: true }
+        Self {
+            bcm7: true,
+            bcm4: true,
+        }
     }
 }
 
@@ -219,10 +222,21 @@ fn ser_supply<S: serde::Serializer>(s: &SupplyConfig, ser: S) -> Result<S::Ok, S
     ser.serialize_str(s.name())
 }
 
-fn supply(file: &SourceFile, value: &Spanned<String>, what: &str) -> Result<SupplyConfig, FileError> {
+fn supply(
+    file: &SourceFile,
+    value: &Spanned<String>,
+    what: &str,
+) -> Result<SupplyConfig, FileError> {
     SupplyConfig::from_name(value.get_ref()).ok_or_else(|| {
         let names: Vec<&str> = SupplyConfig::ALL.iter().map(|s| s.name()).collect();
-        file.error_at(Some(value.span()), format!("{what} {:?} is not a supply configuration; one of: {}", value.get_ref(), names.join(", ")))
+        file.error_at(
+            Some(value.span()),
+            format!(
+                "{what} {:?} is not a supply configuration; one of: {}",
+                value.get_ref(),
+                names.join(", ")
+            ),
+        )
     })
 }
 

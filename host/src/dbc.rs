@@ -38,7 +38,9 @@ impl OilTempEncoder {
             .signals
             .iter()
             .find(|s| s.name == SIGNAL)
-            .ok_or_else(|| file.error_at(None, format!("message {MESSAGE} has no signal {SIGNAL}")))?;
+            .ok_or_else(|| {
+                file.error_at(None, format!("message {MESSAGE} has no signal {SIGNAL}"))
+            })?;
         let (frame_id, extended_id) = match message.id {
             can_dbc::MessageId::Standard(id) => (u32::from(id), false),
             can_dbc::MessageId::Extended(id) => (id, true),
@@ -50,9 +52,12 @@ impl OilTempEncoder {
         let layout = SignalLayout {
             frame_id,
             extended_id,
-            frame_len: u8::try_from(message.size).map_err(|_| file.error_at(None, "message size does not fit a CAN frame"))?,
-            start_bit: u8::try_from(signal.start_bit).map_err(|_| file.error_at(None, "start bit out of range"))?,
-            size: u8::try_from(signal.size).map_err(|_| file.error_at(None, "signal size out of range"))?,
+            frame_len: u8::try_from(message.size)
+                .map_err(|_| file.error_at(None, "message size does not fit a CAN frame"))?,
+            start_bit: u8::try_from(signal.start_bit)
+                .map_err(|_| file.error_at(None, "start bit out of range"))?,
+            size: u8::try_from(signal.size)
+                .map_err(|_| file.error_at(None, "signal size out of range"))?,
             big_endian: matches!(signal.byte_order, can_dbc::ByteOrder::BigEndian),
             signed: matches!(signal.value_type, can_dbc::ValueType::Signed),
             factor_milli: (signal.factor * 1000.0).round() as i64,
@@ -64,23 +69,37 @@ impl OilTempEncoder {
         expected_statuses.sort_unstable();
         let mut got_statuses = layout.status_raw_values.to_vec();
         got_statuses.sort_unstable();
-        let same_bits = SignalLayout { status_raw_values: &[], ..layout } == SignalLayout { status_raw_values: &[], ..OIL_TEMP_SIGNAL };
+        let same_bits = SignalLayout {
+            status_raw_values: &[],
+            ..layout
+        } == SignalLayout {
+            status_raw_values: &[],
+            ..OIL_TEMP_SIGNAL
+        };
         if !same_bits || expected_statuses != got_statuses {
             return Err(file.error_at(
                 None,
                 format!("{MESSAGE}.{SIGNAL} differs from the layout the firmware logic was built with ({OIL_TEMP_SIGNAL:?}); rebuild the firmware so both use this DBC"),
             ));
         }
-        Ok(Self { layout, path: file.path })
+        Ok(Self {
+            layout,
+            path: file.path,
+        })
     }
 
     /// Range of temperatures the signal can carry, in degC.
     pub fn range_celsius(&self) -> (f64, f64) {
         let (lo, hi) = self.layout.raw_range();
-        let valid: Vec<i64> = (lo..=hi).filter(|r| !self.layout.status_raw_values.contains(r)).collect();
+        let valid: Vec<i64> = (lo..=hi)
+            .filter(|r| !self.layout.status_raw_values.contains(r))
+            .collect();
         let first = valid.first().copied().unwrap_or(lo);
         let last = valid.last().copied().unwrap_or(hi);
-        (self.layout.physical_milli(first) as f64 / 1000.0, self.layout.physical_milli(last) as f64 / 1000.0)
+        (
+            self.layout.physical_milli(first) as f64 / 1000.0,
+            self.layout.physical_milli(last) as f64 / 1000.0,
+        )
     }
 
     /// The broadcast frame for `celsius`, or why it cannot be encoded.
@@ -104,16 +123,22 @@ impl OilTempEncoder {
         let _ = self.layout.insert_raw(&mut data, raw);
         let len = usize::from(self.layout.frame_len.min(8));
         if self.layout.extended_id {
-            CanFrame::extended(self.layout.frame_id, &data[..len]).unwrap_or_else(|| unreachable_frame())
+            CanFrame::extended(self.layout.frame_id, &data[..len]).unwrap_or_else(unreachable_frame)
         } else {
-            CanFrame::standard(self.layout.frame_id as u16, &data[..len]).unwrap_or_else(|| unreachable_frame())
+            CanFrame::standard(self.layout.frame_id as u16, &data[..len])
+                .unwrap_or_else(unreachable_frame)
         }
     }
 }
 
 fn unreachable_frame() -> CanFrame {
     // The DBC check in `load` bounds id and length; keep a harmless frame rather than panic.
-    CanFrame { id: 0, extended: false, len: 0, data: [0; 8] }
+    CanFrame {
+        id: 0,
+        extended: false,
+        len: 0,
+        data: [0; 8],
+    }
 }
 
 #[cfg(test)]
@@ -129,7 +154,10 @@ mod tests {
         let enc = OilTempEncoder::load(&default_path()).unwrap();
         for deg in [-60, -40, 0, 90, 193] {
             let f = enc.encode(f64::from(deg)).unwrap();
-            assert_eq!(decode_broadcast(&OIL_TEMP_SIGNAL, &f), BroadcastReading::Temperature(MilliCelsius(deg * 1000)));
+            assert_eq!(
+                decode_broadcast(&OIL_TEMP_SIGNAL, &f),
+                BroadcastReading::Temperature(MilliCelsius(deg * 1000))
+            );
         }
         assert_eq!(enc.range_celsius(), (-60.0, 193.0));
         let e = enc.encode(215.0).unwrap_err();
@@ -140,7 +168,9 @@ mod tests {
     #[test]
     fn a_dbc_that_disagrees_with_the_firmware_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let text = std::fs::read_to_string(default_path()).unwrap().replace("(1,-60)", "(1,-40)");
+        let text = std::fs::read_to_string(default_path())
+            .unwrap()
+            .replace("(1,-60)", "(1,-40)");
         let p = dir.path().join("changed.dbc");
         std::fs::write(&p, text).unwrap();
         let e = OilTempEncoder::load(&p).unwrap_err();

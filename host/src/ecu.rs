@@ -72,8 +72,16 @@ impl Ecu {
         let stop = Arc::new(AtomicBool::new(false));
         let adapter_name = adapter.describe();
         let (s, st, enc) = (state.clone(), stop.clone(), encoder.clone());
-        let thread = std::thread::Builder::new().name("ecu".into()).spawn(move || run(adapter, &s, &st, &enc))?;
-        Ok(Self { state, stop, thread: Some(thread), encoder, adapter_name })
+        let thread = std::thread::Builder::new()
+            .name("ecu".into())
+            .spawn(move || run(adapter, &s, &st, &enc))?;
+        Ok(Self {
+            state,
+            stop,
+            thread: Some(thread),
+            encoder,
+            adapter_name,
+        })
     }
 
     pub fn adapter_name(&self) -> &str {
@@ -81,16 +89,27 @@ impl Ecu {
     }
 
     /// Starts sending `celsius`; the first frame goes out at once (broadcast) or at the next request (OBD-II).
-    pub fn set_temperature(&self, celsius: f64, source: TempSource, period: Duration) -> Result<(), String> {
+    pub fn set_temperature(
+        &self,
+        celsius: f64,
+        source: TempSource,
+        period: Duration,
+    ) -> Result<(), String> {
         let frame = match source {
             TempSource::Broadcast => Some(self.encoder.encode(celsius)?),
             TempSource::Obd => {
-                obd::reply_payload(celsius.round() as i32).ok_or_else(|| format!("{celsius} degC is outside OBD-II's -40..215"))?;
+                obd::reply_payload(celsius.round() as i32)
+                    .ok_or_else(|| format!("{celsius} degC is outside OBD-II's -40..215"))?;
                 None
             }
         };
         let mut s = lock(&self.state);
-        s.valid = Some(ValidTraffic { source, celsius, frame, period });
+        s.valid = Some(ValidTraffic {
+            source,
+            celsius,
+            frame,
+            period,
+        });
         s.next_broadcast = Some(Instant::now());
         s.setpoint_pending = true;
         s.setpoint_sent_at = None;
@@ -105,7 +124,11 @@ impl Ecu {
 
     pub fn inject(&self, fault: Fault, rate_hz: u32, keep_valid: bool) {
         let mut s = lock(&self.state);
-        s.fault = Some(FaultTraffic { fault, period: Duration::from_secs_f64(1.0 / f64::from(rate_hz.max(1))), keep_valid });
+        s.fault = Some(FaultTraffic {
+            fault,
+            period: Duration::from_secs_f64(1.0 / f64::from(rate_hz.max(1))),
+            keep_valid,
+        });
         s.next_fault = Some(Instant::now());
     }
 
@@ -124,7 +147,12 @@ impl Ecu {
 
     /// OBD-II requests seen since `since`.
     pub fn obd_requests_since(&self, since: Instant) -> Vec<Instant> {
-        lock(&self.state).obd_requests.iter().copied().filter(|t| *t >= since).collect()
+        lock(&self.state)
+            .obd_requests
+            .iter()
+            .copied()
+            .filter(|t| *t >= since)
+            .collect()
     }
 
     pub fn frames_sent(&self) -> (u64, u64) {
@@ -162,7 +190,9 @@ impl XorShift {
 }
 
 fn fault_frame(fault: Fault, n: u64, rng: &mut XorShift, enc: &OilTempEncoder) -> CanFrame {
-    let tempting = enc.encode(f64::from(TEMPTING_CELSIUS)).unwrap_or_else(|_| enc.frame_with_raw(0));
+    let tempting = enc
+        .encode(f64::from(TEMPTING_CELSIUS))
+        .unwrap_or_else(|_| enc.frame_with_raw(0));
     let bcast_id = enc.layout.frame_id as u16;
     let a = (TEMPTING_CELSIUS + 40) as u8;
     let std = |id: u16, data: &[u8]| CanFrame::standard(id, data).unwrap_or(tempting);
@@ -170,7 +200,9 @@ fn fault_frame(fault: Fault, n: u64, rng: &mut XorShift, enc: &OilTempEncoder) -
         Fault::Garbage => {
             let mut id = (rng.next() & 0x7FF) as u16;
             let len = (rng.next() % 9) as usize;
-            if obd::RESPONSE_IDS.contains(&u32::from(id)) || (id == bcast_id && len == usize::from(enc.layout.frame_len)) {
+            if obd::RESPONSE_IDS.contains(&u32::from(id))
+                || (id == bcast_id && len == usize::from(enc.layout.frame_len))
+            {
                 id = 0x100;
             }
             let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
@@ -182,12 +214,24 @@ fn fault_frame(fault: Fault, n: u64, rng: &mut XorShift, enc: &OilTempEncoder) -
         }
         Fault::StatusCode => {
             let statuses = enc.layout.status_raw_values;
-            let raw = statuses.get((n as usize) % statuses.len().max(1)).copied().unwrap_or(255);
+            let raw = statuses
+                .get((n as usize) % statuses.len().max(1))
+                .copied()
+                .unwrap_or(255);
             enc.frame_with_raw(raw)
         }
         Fault::ForeignIds => {
-            let ids = [bcast_id.wrapping_sub(1), bcast_id + 1, 0x7E0, obd::REQUEST_ID, 0x7F0];
-            std(ids[(n as usize) % ids.len()], &tempting.data[..usize::from(tempting.len)])
+            let ids = [
+                bcast_id.wrapping_sub(1),
+                bcast_id + 1,
+                0x7E0,
+                obd::REQUEST_ID,
+                0x7F0,
+            ];
+            std(
+                ids[(n as usize) % ids.len()],
+                &tempting.data[..usize::from(tempting.len)],
+            )
         }
         Fault::MalformedObd => {
             let bodies: [[u8; 8]; 5] = [
@@ -207,7 +251,12 @@ fn fault_frame(fault: Fault, n: u64, rng: &mut XorShift, enc: &OilTempEncoder) -
     }
 }
 
-fn run(mut adapter: Box<dyn CanAdapter>, state: &Mutex<State>, stop: &AtomicBool, enc: &OilTempEncoder) {
+fn run(
+    mut adapter: Box<dyn CanAdapter>,
+    state: &Mutex<State>,
+    stop: &AtomicBool,
+    enc: &OilTempEncoder,
+) {
     let mut rng = XorShift(0x1234_5678);
     let mut fault_n = 0u64;
     while !stop.load(Ordering::Relaxed) {
@@ -230,7 +279,11 @@ fn run(mut adapter: Box<dyn CanAdapter>, state: &Mutex<State>, stop: &AtomicBool
                     if s.obd_requests.len() > 10_000 {
                         s.obd_requests.drain(..5_000);
                     }
-                    if let Some(v) = s.valid.as_ref().filter(|v| v.source == TempSource::Obd && valid_allowed) {
+                    if let Some(v) = s
+                        .valid
+                        .as_ref()
+                        .filter(|v| v.source == TempSource::Obd && valid_allowed)
+                    {
                         if let Some(p) = obd::reply_payload(v.celsius.round() as i32) {
                             if let Some(f) = CanFrame::standard(ECU_REPLY_ID, &p) {
                                 to_send.push((f, true));
@@ -239,7 +292,11 @@ fn run(mut adapter: Box<dyn CanAdapter>, state: &Mutex<State>, stop: &AtomicBool
                     }
                 }
             }
-            if let Some(v) = s.valid.clone().filter(|v| v.source == TempSource::Broadcast && valid_allowed) {
+            if let Some(v) = s
+                .valid
+                .clone()
+                .filter(|v| v.source == TempSource::Broadcast && valid_allowed)
+            {
                 if s.next_broadcast.is_none_or(|t| now >= t) {
                     if let Some(f) = v.frame {
                         to_send.push((f, true));
@@ -290,16 +347,28 @@ mod tests {
     fn fault_frames_are_never_valid_readings() {
         let enc = OilTempEncoder::load(&crate::dbc::default_path()).unwrap();
         let mut rng = XorShift(1);
-        for fault in [Fault::Garbage, Fault::WrongDlc, Fault::StatusCode, Fault::ForeignIds, Fault::MalformedObd] {
+        for fault in [
+            Fault::Garbage,
+            Fault::WrongDlc,
+            Fault::StatusCode,
+            Fault::ForeignIds,
+            Fault::MalformedObd,
+        ] {
             for n in 0..200 {
                 let f = fault_frame(fault, n, &mut rng, &enc);
                 let bcast = decode_broadcast(&enc.layout, &f);
-                assert!(!matches!(bcast, BroadcastReading::Temperature(_)), "{fault:?} {f:?}");
+                assert!(
+                    !matches!(bcast, BroadcastReading::Temperature(_)),
+                    "{fault:?} {f:?}"
+                );
                 assert_eq!(obd::parse_reply(&f), None, "{fault:?} {f:?}");
             }
         }
         // ...while the tempting value itself would be accepted.
         let f = enc.encode(150.0).unwrap();
-        assert_eq!(decode_broadcast(&enc.layout, &f), BroadcastReading::Temperature(MilliCelsius(150_000)));
+        assert_eq!(
+            decode_broadcast(&enc.layout, &f),
+            BroadcastReading::Temperature(MilliCelsius(150_000))
+        );
     }
 }

@@ -16,7 +16,11 @@ use host::{
 };
 
 #[derive(Parser)]
-#[command(name = "rig", version, about = "Hardware-in-the-loop rig for the CAN oil-temperature gauge")]
+#[command(
+    name = "rig",
+    version,
+    about = "Hardware-in-the-loop rig for the CAN oil-temperature gauge"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -47,7 +51,9 @@ enum Command {
 }
 
 fn repo_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
 }
 
 struct Console;
@@ -77,9 +83,27 @@ impl Progress for Console {
             .measurements
             .iter()
             .filter(|m| m.low.is_some() || m.high.is_some() || m.name.contains("time"))
-            .map(|m| format!("{}={:.1}{}", m.name, m.value, if m.units == "us" || m.units == "ms" { m.units.as_str() } else { "" }))
+            .map(|m| {
+                format!(
+                    "{}={:.1}{}",
+                    m.name,
+                    m.value,
+                    if m.units == "us" || m.units == "ms" {
+                        m.units.as_str()
+                    } else {
+                        ""
+                    }
+                )
+            })
             .collect();
-        println!("  [{}] {:>2} {:<20} {:>8.0} ms  {}", mark(s.outcome), s.index, s.action, s.duration_ms, ms.join(" "));
+        println!(
+            "  [{}] {:>2} {:<20} {:>8.0} ms  {}",
+            mark(s.outcome),
+            s.index,
+            s.action,
+            s.duration_ms,
+            ms.join(" ")
+        );
         if let Some(m) = &s.message {
             if s.outcome != Outcome::Pass {
                 println!("         {m}");
@@ -93,28 +117,52 @@ impl Progress for Console {
         let settle = r
             .settling
             .as_ref()
-            .map(|s| format!(", settling {:.0} ms vs floor {:.0} ms ({:.2}x over {} set-points)", s.total_ms, s.floor_ms, s.ratio, s.setpoints))
+            .map(|s| {
+                format!(
+                    ", settling {:.0} ms vs floor {:.0} ms ({:.2}x over {} set-points)",
+                    s.total_ms, s.floor_ms, s.ratio, s.setpoints
+                )
+            })
             .unwrap_or_default();
-        println!("  => {} in {:.1} s{settle}", mark(r.outcome), r.duration_ms / 1000.0);
+        println!(
+            "  => {} in {:.1} s{settle}",
+            mark(r.outcome),
+            r.duration_ms / 1000.0
+        );
     }
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { paths, rig, reports, dbc } => {
+        Command::Run {
+            paths,
+            rig,
+            reports,
+            dbc,
+        } => {
             let abort = Arc::new(AtomicBool::new(false));
             let flag = abort.clone();
-            if let Err(e) = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed)) {
-                eprintln!("warning: cannot catch Ctrl-C ({e}); an interrupted run leaves its last report");
+            if let Err(e) =
+                ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed))
+            {
+                eprintln!(
+                    "warning: cannot catch Ctrl-C ({e}); an interrupted run leaves its last report"
+                );
             }
             let opts = RunOptions {
                 rig: rig.unwrap_or_else(app::default_rig_path),
-                scenarios: if paths.is_empty() { vec![repo_path("scenarios")] } else { paths },
+                scenarios: if paths.is_empty() {
+                    vec![repo_path("scenarios")]
+                } else {
+                    paths
+                },
                 reports_root: reports,
                 dbc: dbc.unwrap_or_else(host::dbc::default_path),
                 abort: &abort,
@@ -137,7 +185,10 @@ fn main() -> ExitCode {
                     ExitCode::from(result.exit_code() as u8)
                 }
                 Err(e) => {
-                    eprintln!("error: cannot write the report under {}: {e}", opts.reports_root.display());
+                    eprintln!(
+                        "error: cannot write the report under {}: {e}",
+                        opts.reports_root.display()
+                    );
                     ExitCode::from(2)
                 }
             }
@@ -145,6 +196,14 @@ fn main() -> ExitCode {
         Command::Check { paths, rig } => {
             let mut bad = 0;
             let rig = rig.unwrap_or_else(app::default_rig_path);
+            let encoder = match host::dbc::OilTempEncoder::load(&host::dbc::default_path()) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    bad += 1;
+                    eprintln!("bad  {e}");
+                    None
+                }
+            };
             match RigConfig::load(&rig) {
                 Ok(c) => println!("ok   {} (rig {:?})", rig.display(), c.name),
                 Err(e) => {
@@ -152,11 +211,15 @@ fn main() -> ExitCode {
                     eprintln!("bad  {e}");
                 }
             }
-            let paths = if paths.is_empty() { vec![repo_path("scenarios")] } else { paths };
+            let paths = if paths.is_empty() {
+                vec![repo_path("scenarios")]
+            } else {
+                paths
+            };
             match Scenario::collect(&paths) {
                 Ok(files) => {
                     for f in files {
-                        match Scenario::load(&f) {
+                        match Scenario::load(&f, encoder.as_ref()) {
                             Ok(s) => println!("ok   {} ({} steps)", f.display(), s.steps.len()),
                             Err(e) => {
                                 bad += 1;

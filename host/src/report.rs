@@ -26,7 +26,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Combining outcomes: error beats fail beats pass.
+    /// Combining outcomes: error beats running beats fail beats pass; skipped counts for nothing.
     pub fn worst(self, other: Outcome) -> Outcome {
         use Outcome::*;
         match (self, other) {
@@ -53,9 +53,22 @@ pub struct Measurement {
 
 impl Measurement {
     /// A measurement judged against inclusive limits.
-    pub fn limited(name: &str, value: f64, units: &str, low: Option<f64>, high: Option<f64>) -> Self {
+    pub fn limited(
+        name: &str,
+        value: f64,
+        units: &str,
+        low: Option<f64>,
+        high: Option<f64>,
+    ) -> Self {
         let ok = low.is_none_or(|l| value >= l) && high.is_none_or(|h| value <= h);
-        Self { name: name.into(), value, units: units.into(), low, high, outcome: if ok { Outcome::Pass } else { Outcome::Fail } }
+        Self {
+            name: name.into(),
+            value,
+            units: units.into(),
+            low,
+            high,
+            outcome: if ok { Outcome::Pass } else { Outcome::Fail },
+        }
     }
 
     /// A recorded value with no limit (it passes).
@@ -104,6 +117,23 @@ pub struct ScenarioReport {
     pub settling: Option<SettleSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl ScenarioReport {
+    /// A scenario that never started (the run was interrupted first).
+    pub fn not_run(scenario: &crate::scenario::Scenario, why: &str) -> Self {
+        Self {
+            name: scenario.name.clone(),
+            file: scenario.path.display().to_string(),
+            outcome: Outcome::Skipped,
+            started_at: now_rfc3339(),
+            duration_ms: 0.0,
+            description: scenario.description.clone(),
+            steps: Vec::new(),
+            settling: None,
+            error: Some(why.to_string()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -162,7 +192,10 @@ impl RunReport {
     }
 
     pub fn recount(&mut self) {
-        let mut s = Summary { scenarios: self.scenarios.len(), ..Summary::default() };
+        let mut s = Summary {
+            scenarios: self.scenarios.len(),
+            ..Summary::default()
+        };
         for sc in &self.scenarios {
             match sc.outcome {
                 Outcome::Pass => s.passed += 1,
@@ -185,7 +218,11 @@ pub fn now_rfc3339() -> String {
 pub fn new_run_id() -> String {
     let now = time::OffsetDateTime::now_utc();
     let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    format!("{}-{}", now.format(&fmt).unwrap_or_else(|_| "run".into()), std::process::id())
+    format!(
+        "{}-{}",
+        now.format(&fmt).unwrap_or_else(|_| "run".into()),
+        std::process::id()
+    )
 }
 
 /// Writes `reports/<run-id>/report.json` by writing a temporary file and renaming it.

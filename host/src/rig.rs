@@ -8,9 +8,13 @@ use gauge_logic::supply::SupplyConfig;
 use crate::{
     config::{BoardBackend, FirmwareKind, ProbeBackend, RigConfig},
     dbc::OilTempEncoder,
-    drivers::{lcus::LcusRelay, slcan::SlcanAdapter, sump::SumpAnalyzer, telemetry::SerialTelemetry},
+    drivers::{
+        lcus::LcusRelay, slcan::SlcanAdapter, sump::SumpAnalyzer, telemetry::SerialTelemetry,
+    },
     ecu::Ecu,
-    instruments::{CoreSelect, DebugProbe, InstrumentError, PowerSwitch, ProbeError, PulseMeter, TelemetryPort},
+    instruments::{
+        CoreSelect, DebugProbe, InstrumentError, PowerSwitch, ProbeError, PulseMeter, TelemetryPort,
+    },
     report::RigInfo,
     sim::{
         bench::SimulatedPorts,
@@ -86,7 +90,9 @@ impl Rig {
                 }
                 let bench = SimulatedBench::start(SimulatedBenchConfig {
                     wiring: config.wiring,
-                    preloaded: LogicFirmware { supply: config.preloaded_supply },
+                    preloaded: LogicFirmware {
+                        supply: config.preloaded_supply,
+                    },
                     option_bytes,
                     relay_channel: config.power.channel,
                 })
@@ -105,11 +111,17 @@ impl Rig {
             ),
         };
         let can = SlcanAdapter::open(&ports.slcan, config.can.bitrate, config.can.s7_is_750k)?;
-        let meter = SumpAnalyzer::open(&ports.sump, config.pulse_meter.channel, config.pulse_meter.sample_rate_hz)?;
+        let meter = SumpAnalyzer::open(
+            &ports.sump,
+            config.pulse_meter.channel,
+            config.pulse_meter.sample_rate_hz,
+        )?;
         let power = LcusRelay::open(&ports.relay, config.power.channel)?;
         let telemetry = SerialTelemetry::open(&ports.telemetry, config.telemetry.baud)?;
         let probe: Option<Box<dyn DebugProbe>> = match (config.probe.backend, &bench) {
-            (ProbeBackend::Simulated, Some(b)) => Some(Box::new(SimulatedProbe::new(b.shared.clone()))),
+            (ProbeBackend::Simulated, Some(b)) => {
+                Some(Box::new(SimulatedProbe::new(b.shared.clone())))
+            }
             _ => None,
         };
         let ecu = Ecu::start(Box::new(can), encoder).map_err(RigError::Simulation)?;
@@ -119,7 +131,8 @@ impl Rig {
                 FirmwareKind::Flashed => "firmware as flashed on the board".into(),
             },
             version: env!("CARGO_PKG_VERSION").into(),
-            supply: (config.firmware_kind == FirmwareKind::Logic).then(|| config.firmware_supply.name().to_string()),
+            supply: (config.firmware_kind == FirmwareKind::Logic)
+                .then(|| config.firmware_supply.name().to_string()),
             sha256: None,
         };
         let mut rig = Self {
@@ -144,8 +157,12 @@ impl Rig {
         self.powered_at = Some(Instant::now());
         std::thread::sleep(Duration::from_millis(self.config.power.settle_ms));
         if self.config.firmware_kind == FirmwareKind::Logic {
-            let image = FirmwareImage::Logic(LogicFirmware { supply: self.config.firmware_supply });
-            let bench = self.bench.as_ref().ok_or_else(|| RigError::Setup("firmware.kind = \"logic\" needs the simulated bench".into()))?;
+            let image = FirmwareImage::Logic(LogicFirmware {
+                supply: self.config.firmware_supply,
+            });
+            let bench = self.bench.as_ref().ok_or_else(|| {
+                RigError::Setup("firmware.kind = \"logic\" needs the simulated bench".into())
+            })?;
             let mut probe = SimulatedProbe::new(bench.shared.clone());
             probe.attach(CoreSelect::Cm7).map_err(|e| {
                 RigError::Setup(format!(

@@ -52,17 +52,36 @@ struct StepResult {
 
 impl StepResult {
     fn judged(measurements: Vec<Measurement>) -> Self {
-        let outcome = if measurements.iter().all(|m| m.outcome == Outcome::Pass) { Outcome::Pass } else { Outcome::Fail };
-        Self { outcome, measurements, message: None, diagnosis: None }
+        let outcome = if measurements.iter().all(|m| m.outcome == Outcome::Pass) {
+            Outcome::Pass
+        } else {
+            Outcome::Fail
+        };
+        Self {
+            outcome,
+            measurements,
+            message: None,
+            diagnosis: None,
+        }
     }
     fn pass() -> Self {
         Self::judged(Vec::new())
     }
     fn error(message: impl Into<String>) -> Self {
-        Self { outcome: Outcome::Error, measurements: Vec::new(), message: Some(message.into()), diagnosis: None }
+        Self {
+            outcome: Outcome::Error,
+            measurements: Vec::new(),
+            message: Some(message.into()),
+            diagnosis: None,
+        }
     }
     fn fail(measurements: Vec<Measurement>, message: impl Into<String>) -> Self {
-        Self { outcome: Outcome::Fail, measurements, message: Some(message.into()), diagnosis: None }
+        Self {
+            outcome: Outcome::Fail,
+            measurements,
+            message: Some(message.into()),
+            diagnosis: None,
+        }
     }
     fn with_message(mut self, m: impl Into<String>) -> Self {
         self.message = Some(m.into());
@@ -73,7 +92,9 @@ impl StepResult {
 /// An instrument error: the DUT misbehaving (no signal, no answer) is a fail, the rig failing is an error.
 fn from_instrument(e: InstrumentError) -> StepResult {
     match e {
-        InstrumentError::Measurement { .. } | InstrumentError::Timeout { .. } => StepResult::fail(Vec::new(), e.to_string()),
+        InstrumentError::Measurement { .. } | InstrumentError::Timeout { .. } => {
+            StepResult::fail(Vec::new(), e.to_string())
+        }
         other => StepResult::error(other.to_string()),
     }
 }
@@ -89,7 +110,11 @@ pub struct Runner<'a> {
 
 impl Runner<'_> {
     /// Runs every step of `scenario`, calling `on_step` as each finishes.
-    pub fn run(&mut self, scenario: &Scenario, on_step: &mut dyn FnMut(&StepReport)) -> ScenarioReport {
+    pub fn run(
+        &mut self,
+        scenario: &Scenario,
+        on_step: &mut dyn FnMut(&StepReport),
+    ) -> ScenarioReport {
         let started = Instant::now();
         let started_at = crate::report::now_rfc3339();
         let mut state = ScenarioState::default();
@@ -132,15 +157,24 @@ impl Runner<'_> {
             };
             on_step(&report);
             match report.outcome {
-                Outcome::Error => stop_reason = Some(format!("step {} ended in an error", index + 1)),
-                Outcome::Fail if !scenario.continue_on_fail => stop_reason = Some(format!("step {} failed", index + 1)),
+                Outcome::Error => {
+                    stop_reason = Some(format!("step {} ended in an error", index + 1))
+                }
+                Outcome::Fail if !scenario.continue_on_fail => {
+                    stop_reason = Some(format!("step {} failed", index + 1))
+                }
                 _ => {}
             }
             steps.push(report);
         }
         self.rig.ecu.stop_sending();
-        let mut outcome = steps.iter().map(|s| s.outcome).filter(|o| *o != Outcome::Skipped).fold(Outcome::Pass, Outcome::worst);
-        if self.abort.load(Ordering::Relaxed) && steps.iter().any(|s| s.outcome == Outcome::Skipped) {
+        let mut outcome = steps
+            .iter()
+            .map(|s| s.outcome)
+            .filter(|o| *o != Outcome::Skipped)
+            .fold(Outcome::Pass, Outcome::worst);
+        if self.abort.load(Ordering::Relaxed) && steps.iter().any(|s| s.outcome == Outcome::Skipped)
+        {
             outcome = Outcome::Error;
         }
         let settling = (state.settle_count > 0).then(|| SettleSummary {
@@ -165,8 +199,16 @@ impl Runner<'_> {
     fn step(&mut self, scenario: &Scenario, step: &Step, state: &mut ScenarioState) -> StepResult {
         let d = scenario.defaults;
         match step {
-            Step::SetTemperature { celsius, source, period_ms } => {
-                match self.rig.ecu.set_temperature(*celsius, *source, Duration::from_millis(*period_ms)) {
+            Step::SetTemperature {
+                celsius,
+                source,
+                period_ms,
+            } => {
+                match self.rig.ecu.set_temperature(
+                    *celsius,
+                    *source,
+                    Duration::from_millis(*period_ms),
+                ) {
                     Ok(()) => {
                         state.pending_setpoint = Some(state.last_pulse_us);
                         StepResult::pass()
@@ -178,7 +220,11 @@ impl Runner<'_> {
                 self.rig.ecu.stop_sending();
                 StepResult::pass()
             }
-            Step::Inject { fault, rate_hz, keep_valid } => {
+            Step::Inject {
+                fault,
+                rate_hz,
+                keep_valid,
+            } => {
                 self.rig.ecu.inject(*fault, *rate_hz, *keep_valid);
                 StepResult::pass()
             }
@@ -194,28 +240,52 @@ impl Runner<'_> {
                     Measurement::info("fault_frames_sent_total", faults as f64, "frames"),
                 ])
             }
-            Step::ExpectPulse { us, tolerance_us, settle_timeout_ms } => {
+            Step::ExpectPulse {
+                us,
+                tolerance_us,
+                settle_timeout_ms,
+            } => {
                 let tol = tolerance_us.unwrap_or(d.tolerance_us);
-                let timeout = Duration::from_millis(settle_timeout_ms.unwrap_or(d.settle_timeout_ms));
+                let timeout =
+                    Duration::from_millis(settle_timeout_ms.unwrap_or(d.settle_timeout_ms));
                 let setpoint = state.pending_setpoint.take();
                 self.expect_pulse(*us, tol, timeout, setpoint, state)
             }
-            Step::ExpectFailsafe { within_ms, tolerance_us } => {
-                self.expect_failsafe(*within_ms, tolerance_us.unwrap_or(d.tolerance_us), state)
-            }
-            Step::ExpectTelemetry { celsius, source, failsafe } => {
-                self.expect_telemetry(*celsius, source.as_deref(), *failsafe, state)
-            }
-            Step::ExpectObdPolling { interval_ms, tolerance_ms, over_ms } => {
+            Step::ExpectFailsafe {
+                within_ms,
+                tolerance_us,
+            } => self.expect_failsafe(*within_ms, tolerance_us.unwrap_or(d.tolerance_us), state),
+            Step::ExpectTelemetry {
+                celsius,
+                source,
+                failsafe,
+            } => self.expect_telemetry(*celsius, source.as_deref(), *failsafe, state),
+            Step::ExpectObdPolling {
+                interval_ms,
+                tolerance_ms,
+                over_ms,
+            } => {
                 let since = Instant::now();
                 self.sleep(Duration::from_millis(*over_ms));
                 let requests = self.rig.ecu.obd_requests_since(since);
                 let intervals: Vec<f64> = requests.windows(2).map(|w| ms(w[1] - w[0])).collect();
-                let mut m = vec![Measurement::limited("obd_requests", requests.len() as f64, "requests", Some(2.0), None)];
+                let mut m = vec![Measurement::limited(
+                    "obd_requests",
+                    requests.len() as f64,
+                    "requests",
+                    Some(2.0),
+                    None,
+                )];
                 if !intervals.is_empty() {
                     let mean = intervals.iter().sum::<f64>() / intervals.len() as f64;
                     let max = intervals.iter().copied().fold(0.0, f64::max);
-                    m.push(Measurement::limited("obd_poll_interval_mean", mean, "ms", Some(interval_ms - tolerance_ms), Some(interval_ms + tolerance_ms)));
+                    m.push(Measurement::limited(
+                        "obd_poll_interval_mean",
+                        mean,
+                        "ms",
+                        Some(interval_ms - tolerance_ms),
+                        Some(interval_ms + tolerance_ms),
+                    ));
                     m.push(Measurement::info("obd_poll_interval_max", max, "ms"));
                 }
                 StepResult::judged(m)
@@ -224,14 +294,18 @@ impl Runner<'_> {
                 let off = Duration::from_millis(off_ms.unwrap_or(self.rig.config.power.off_ms));
                 state.last_pulse_us = None;
                 match self.rig.power_cycle(off) {
-                    Ok(()) => StepResult::judged(vec![Measurement::info("power_off_time", ms(off), "ms")]),
+                    Ok(()) => {
+                        StepResult::judged(vec![Measurement::info("power_off_time", ms(off), "ms")])
+                    }
                     Err(e) => StepResult::error(e.to_string()),
                 }
             }
             Step::Reset => {
                 let attach_timeout = Duration::from_millis(self.rig.config.probe.attach_timeout_ms);
                 let Some(probe) = self.rig.probe.as_mut() else {
-                    return StepResult::error("this rig has no debug probe (probe.backend = \"none\"): reset needs one");
+                    return StepResult::error(
+                        "this rig has no debug probe (probe.backend = \"none\"): reset needs one",
+                    );
                 };
                 if let Err(e) = attach_with_retry(probe.as_mut(), CoreSelect::Cm7, attach_timeout) {
                     return StepResult::fail(Vec::new(), e.to_string());
@@ -256,7 +330,13 @@ impl Runner<'_> {
                         state.last_boot_count = Some(line.boot_count);
                         let want = f64::from(before) + f64::from(*by);
                         StepResult::judged(vec![
-                            Measurement::limited("boot_count", f64::from(line.boot_count), "boots", Some(want), Some(want)),
+                            Measurement::limited(
+                                "boot_count",
+                                f64::from(line.boot_count),
+                                "boots",
+                                Some(want),
+                                Some(want),
+                            ),
                             Measurement::info("boot_count_before", f64::from(before), "boots"),
                         ])
                     }
@@ -281,7 +361,13 @@ impl Runner<'_> {
     /// Captures until the last two pulses that began after `after` agree and sit within `tol`
     /// of `target`, or `deadline`. Returns (mean of those two pulses, period, when the first
     /// at-target pulse began).
-    fn settle(&mut self, target: f64, tol: f64, after: Instant, deadline: Instant) -> Result<(f64, f64, Instant), (Option<f64>, String)> {
+    fn settle(
+        &mut self,
+        target: f64,
+        tol: f64,
+        after: Instant,
+        deadline: Instant,
+    ) -> Result<(f64, f64, Instant), (Option<f64>, String)> {
         let mut last: Option<f64> = None;
         let mut last_problem = String::from("no capture completed");
         // Pulses seen so far as (rising edge, high time), newest last; kept while captures are contiguous.
@@ -299,7 +385,9 @@ impl Runner<'_> {
                         .high_us
                         .iter()
                         .zip(&c.pulse_end_us)
-                        .map(|(&h, &end)| (tc.started + Duration::from_secs_f64((end - h) / 1e6), h))
+                        .map(|(&h, &end)| {
+                            (tc.started + Duration::from_secs_f64((end - h) / 1e6), h)
+                        })
                         .collect();
                     // Contiguous with the previous capture when the gap is one servo period.
                     let contiguous = match (stream.last(), pulses.first()) {
@@ -317,13 +405,19 @@ impl Runner<'_> {
                         let (a, b) = (stream[stream.len() - 2].1, stream[stream.len() - 1].1);
                         let mean = (a + b) / 2.0;
                         last = Some(mean);
-                        if (a - b).abs() <= STABLE_US && (a - target).abs() <= tol && (b - target).abs() <= tol {
+                        if (a - b).abs() <= STABLE_US
+                            && (a - target).abs() <= tol
+                            && (b - target).abs() <= tol
+                        {
                             let first_at_target = (0..stream.len())
-                                .find(|&k| stream[k..].iter().all(|(_, h)| (h - target).abs() <= tol))
+                                .find(|&k| {
+                                    stream[k..].iter().all(|(_, h)| (h - target).abs() <= tol)
+                                })
                                 .unwrap_or(stream.len() - 2);
                             return Ok((mean, period, stream[first_at_target].0));
                         }
-                        last_problem = format!("needle at {mean:.1} us (last pulses {a:.0}/{b:.0} us)");
+                        last_problem =
+                            format!("needle at {mean:.1} us (last pulses {a:.0}/{b:.0} us)");
                     } else if let Some(&(_, h)) = stream.last() {
                         last = Some(h);
                     }
@@ -375,7 +469,13 @@ impl Runner<'_> {
                 let mut m = vec![
                     Measurement::limited("pulse_width", mean, "us", limits.0, limits.1),
                     Measurement::limited("pulse_error", mean - us, "us", Some(-tol), Some(tol)),
-                    Measurement::limited("pwm_period", period, "us", Some(19_000.0), Some(21_000.0)),
+                    Measurement::limited(
+                        "pwm_period",
+                        period,
+                        "us",
+                        Some(19_000.0),
+                        Some(21_000.0),
+                    ),
                     Measurement::info("settle_time", settle_ms, "ms"),
                     Measurement::info("confirm_time", confirm_ms, "ms"),
                 ];
@@ -396,36 +496,91 @@ impl Runner<'_> {
                 }
                 let mut m = Vec::new();
                 if let Some(v) = last {
-                    m.push(Measurement::limited("pulse_width", v, "us", limits.0, limits.1));
-                    m.push(Measurement::limited("pulse_error", v - us, "us", Some(-tol), Some(tol)));
+                    m.push(Measurement::limited(
+                        "pulse_width",
+                        v,
+                        "us",
+                        limits.0,
+                        limits.1,
+                    ));
+                    m.push(Measurement::limited(
+                        "pulse_error",
+                        v - us,
+                        "us",
+                        Some(-tol),
+                        Some(tol),
+                    ));
                 }
-                StepResult::fail(m, format!("needle did not settle at {us} +- {tol} us within {timeout:?}: {problem}"))
+                StepResult::fail(
+                    m,
+                    format!(
+                        "needle did not settle at {us} +- {tol} us within {timeout:?}: {problem}"
+                    ),
+                )
             }
         }
     }
 
-    fn expect_failsafe(&mut self, within_ms: u64, tol: f64, state: &mut ScenarioState) -> StepResult {
+    fn expect_failsafe(
+        &mut self,
+        within_ms: u64,
+        tol: f64,
+        state: &mut ScenarioState,
+    ) -> StepResult {
         let park = f64::from(GaugeTiming::DEFAULT.park_pulse_us);
-        let reference = self.rig.ecu.last_valid_sent_at().unwrap_or_else(Instant::now);
+        let reference = self
+            .rig
+            .ecu
+            .last_valid_sent_at()
+            .unwrap_or_else(Instant::now);
         let deadline = reference + Duration::from_millis(within_ms + 500);
         let mut m = Vec::new();
-        match self.settle(park, tol, reference, deadline.max(Instant::now() + Duration::from_millis(200))) {
+        match self.settle(
+            park,
+            tol,
+            reference,
+            deadline.max(Instant::now() + Duration::from_millis(200)),
+        ) {
             Ok((mean, _, at)) => {
                 state.last_pulse_us = Some(mean);
-                m.push(Measurement::limited("pulse_width", mean, "us", Some(park - tol), Some(park + tol)));
-                m.push(Measurement::limited("failsafe_after", ms(at.saturating_duration_since(reference)), "ms", None, Some(within_ms as f64)));
+                m.push(Measurement::limited(
+                    "pulse_width",
+                    mean,
+                    "us",
+                    Some(park - tol),
+                    Some(park + tol),
+                ));
+                m.push(Measurement::limited(
+                    "failsafe_after",
+                    ms(at.saturating_duration_since(reference)),
+                    "ms",
+                    None,
+                    Some(within_ms as f64),
+                ));
             }
             Err((last, problem)) => {
                 state.last_pulse_us = last;
                 if let Some(v) = last {
-                    m.push(Measurement::limited("pulse_width", v, "us", Some(park - tol), Some(park + tol)));
+                    m.push(Measurement::limited(
+                        "pulse_width",
+                        v,
+                        "us",
+                        Some(park - tol),
+                        Some(park + tol),
+                    ));
                 }
                 return StepResult::fail(m, format!("needle did not park at {park} us within {within_ms} ms of the last valid data: {problem}"));
             }
         }
         match self.rig.telemetry.next_status(TELEMETRY_TIMEOUT) {
             Ok(line) => {
-                m.push(Measurement::limited("telemetry_failsafe", f64::from(u8::from(line.failsafe)), "flag", Some(1.0), Some(1.0)));
+                m.push(Measurement::limited(
+                    "telemetry_failsafe",
+                    f64::from(u8::from(line.failsafe)),
+                    "flag",
+                    Some(1.0),
+                    Some(1.0),
+                ));
                 StepResult::judged(m)
             }
             Err(e) => {
@@ -436,7 +591,13 @@ impl Runner<'_> {
         }
     }
 
-    fn expect_telemetry(&mut self, celsius: Option<f64>, source: Option<&str>, failsafe: Option<bool>, state: &mut ScenarioState) -> StepResult {
+    fn expect_telemetry(
+        &mut self,
+        celsius: Option<f64>,
+        source: Option<&str>,
+        failsafe: Option<bool>,
+        state: &mut ScenarioState,
+    ) -> StepResult {
         let line = match self.rig.telemetry.next_status(TELEMETRY_TIMEOUT) {
             Ok(l) => l,
             Err(e) => return from_instrument(e),
@@ -450,23 +611,42 @@ impl Runner<'_> {
         let mut problems = Vec::new();
         if let Some(want) = celsius {
             match line.temperature {
-                Some(t) => m.push(Measurement::limited("telemetry_temperature", f64::from(t.0) / 1000.0, "degC", Some(want - 0.1), Some(want + 0.1))),
+                Some(t) => m.push(Measurement::limited(
+                    "telemetry_temperature",
+                    f64::from(t.0) / 1000.0,
+                    "degC",
+                    Some(want - 0.1),
+                    Some(want + 0.1),
+                )),
                 None => problems.push(format!("reports no temperature (wanted {want} degC)")),
             }
         }
         if let Some(want) = source {
             if line.source.name() != want {
-                problems.push(format!("source is {:?}, wanted {want:?}", line.source.name()));
+                problems.push(format!(
+                    "source is {:?}, wanted {want:?}",
+                    line.source.name()
+                ));
             }
         }
         if let Some(want) = failsafe {
-            m.push(Measurement::limited("telemetry_failsafe", f64::from(u8::from(line.failsafe)), "flag", Some(f64::from(u8::from(want))), Some(f64::from(u8::from(want)))));
+            m.push(Measurement::limited(
+                "telemetry_failsafe",
+                f64::from(u8::from(line.failsafe)),
+                "flag",
+                Some(f64::from(u8::from(want))),
+                Some(f64::from(u8::from(want))),
+            ));
         }
         let r = StepResult::judged(m);
         if problems.is_empty() {
             r.with_message(format!("{line}"))
         } else {
-            StepResult { outcome: Outcome::Fail, message: Some(format!("telemetry {}: {}", line, problems.join("; "))), ..r }
+            StepResult {
+                outcome: Outcome::Fail,
+                message: Some(format!("telemetry {}: {}", line, problems.join("; "))),
+                ..r
+            }
         }
     }
 
@@ -477,12 +657,21 @@ impl Runner<'_> {
         let powered_at = self.rig.powered_at;
         let firmware_supply = self.rig.firmware.supply.clone();
         let Some(probe) = self.rig.probe.as_mut() else {
-            return StepResult::error("this rig has no debug probe (probe.backend = \"none\"): expect_supply needs one");
+            return StepResult::error(
+                "this rig has no debug probe (probe.backend = \"none\"): expect_supply needs one",
+            );
         };
         let expected = wiring.cr3_bits();
         let firmware_note = match firmware_supply.as_deref().and_then(SupplyConfig::from_name) {
-            Some(s) => format!("The firmware under test selects {} ({:#04x}).", s.name(), s.cr3_bits()),
-            None => "The firmware's own supply choice is unknown to the rig (run preflight on its ELF).".into(),
+            Some(s) => format!(
+                "The firmware under test selects {} ({:#04x}).",
+                s.name(),
+                s.cr3_bits()
+            ),
+            None => {
+                "The firmware's own supply choice is unknown to the rig (run preflight on its ELF)."
+                    .into()
+            }
         };
         let attach = attach_with_retry(probe.as_mut(), CoreSelect::Cm7, attach_timeout);
         let mut m = Vec::new();
@@ -503,14 +692,23 @@ impl Runner<'_> {
                 ),
             };
             probe.detach();
-            let mut r = StepResult::fail(m, format!("probe cannot attach to the Cortex-M7: {cm7_error}"));
+            let mut r = StepResult::fail(
+                m,
+                format!("probe cannot attach to the Cortex-M7: {cm7_error}"),
+            );
             r.diagnosis = Some(diagnosis);
             return r;
         }
         if let Some(t) = powered_at {
-            m.push(Measurement::info("power_on_to_attach", ms(t.elapsed()), "ms"));
+            m.push(Measurement::info(
+                "power_on_to_attach",
+                ms(t.elapsed()),
+                "ms",
+            ));
         }
-        let reads = probe.read_u32(PWR_CR3_ADDR).and_then(|cr3| Ok((cr3, probe.read_u32(PWR_CSR1_ADDR)?)));
+        let reads = probe
+            .read_u32(PWR_CR3_ADDR)
+            .and_then(|cr3| Ok((cr3, probe.read_u32(PWR_CSR1_ADDR)?)));
         probe.detach();
         let (cr3, csr1) = match reads {
             Ok(v) => v,
@@ -518,12 +716,27 @@ impl Runner<'_> {
         };
         let found = cr3 & PWR_CR3_SUPPLY_MASK;
         let actvosrdy = csr1 & PWR_CSR1_ACTVOSRDY != 0;
-        m.push(Measurement::limited("pwr_cr3_supply_bits", f64::from(found), "bits", Some(f64::from(expected)), Some(f64::from(expected))));
-        m.push(Measurement::limited("pwr_csr1_actvosrdy", f64::from(u8::from(actvosrdy)), "flag", Some(1.0), Some(1.0)));
+        m.push(Measurement::limited(
+            "pwr_cr3_supply_bits",
+            f64::from(found),
+            "bits",
+            Some(f64::from(expected)),
+            Some(f64::from(expected)),
+        ));
+        m.push(Measurement::limited(
+            "pwr_csr1_actvosrdy",
+            f64::from(u8::from(actvosrdy)),
+            "flag",
+            Some(1.0),
+            Some(1.0),
+        ));
         m.push(Measurement::info("pwr_cr3", f64::from(cr3), "register"));
         let mut r = StepResult::judged(m);
         if r.outcome == Outcome::Fail {
-            let found_name = SupplyConfig::from_cr3(found).map_or("no valid configuration (power-on default or an invalid combination)", |s| s.name());
+            let found_name = SupplyConfig::from_cr3(found).map_or(
+                "no valid configuration (power-on default or an invalid combination)",
+                |s| s.name(),
+            );
             r.diagnosis = Some(format!(
                 "PWR_CR3 = {cr3:#010x}: supply bits expected {expected:#04x} ({}, the board's wiring), found {found:#04x} ({found_name}); PWR_CSR1.ACTVOSRDY = {}. {firmware_note} The firmware writes PWR_CR3 in its clock/PWR init before anything else. {SUPPLY_RECOVERY}",
                 wiring.name(),
@@ -535,7 +748,11 @@ impl Runner<'_> {
 }
 
 /// Attaches, retrying until `timeout` (the board may still be booting or the ST-LINK re-enumerating).
-fn attach_with_retry(probe: &mut dyn crate::instruments::DebugProbe, core: CoreSelect, timeout: Duration) -> Result<(), ProbeError> {
+fn attach_with_retry(
+    probe: &mut dyn crate::instruments::DebugProbe,
+    core: CoreSelect,
+    timeout: Duration,
+) -> Result<(), ProbeError> {
     let deadline = Instant::now() + timeout;
     loop {
         match probe.attach(core) {

@@ -27,7 +27,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::source::{FileError, SourceFile};
+use crate::{
+    dbc::OilTempEncoder,
+    source::{FileError, SourceFile},
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -75,9 +78,15 @@ pub enum Step {
         keep_valid: bool,
     },
     ClearFaults,
-    Hold { ms: u64 },
+    Hold {
+        ms: u64,
+    },
     /// Wait for the needle to settle and check its pulse width.
-    ExpectPulse { us: f64, tolerance_us: Option<f64>, settle_timeout_ms: Option<u64> },
+    ExpectPulse {
+        us: f64,
+        tolerance_us: Option<f64>,
+        settle_timeout_ms: Option<u64>,
+    },
     /// The needle parks (900 us) and telemetry reports the failsafe within `within_ms` of the last valid data.
     ExpectFailsafe {
         #[serde(default = "default_failsafe_ms")]
@@ -85,7 +94,11 @@ pub enum Step {
         tolerance_us: Option<f64>,
     },
     /// The next status line reports these values (each optional).
-    ExpectTelemetry { celsius: Option<f64>, source: Option<String>, failsafe: Option<bool> },
+    ExpectTelemetry {
+        celsius: Option<f64>,
+        source: Option<String>,
+        failsafe: Option<bool>,
+    },
     /// The gauge polls OBD-II every `interval_ms` (+- `tolerance_ms`), observed over `over_ms`.
     ExpectObdPolling {
         #[serde(default = "default_poll_ms")]
@@ -96,13 +109,17 @@ pub enum Step {
         over_ms: u64,
     },
     /// Cut the board's supply for `off_ms` (default from the rig config) and restore it.
-    PowerCycle { off_ms: Option<u64> },
+    PowerCycle {
+        off_ms: Option<u64>,
+    },
     /// System reset through the debug probe (the supply latch survives it).
     Reset,
     /// PWR_CR3 supply bits equal the board's wiring and PWR_CSR1.ACTVOSRDY = 1.
     ExpectSupply,
     /// The boot counter in telemetry went up by `by` since the last telemetry the scenario read.
-    ExpectBootCount { by: u32 },
+    ExpectBootCount {
+        by: u32,
+    },
 }
 
 fn default_period_ms() -> u64 {
@@ -165,7 +182,10 @@ fn default_settle_timeout() -> u64 {
 
 impl Default for Defaults {
     fn default() -> Self {
-        Self { tolerance_us: default_tolerance(), settle_timeout_ms: default_settle_timeout() }
+        Self {
+            tolerance_us: default_tolerance(),
+            settle_timeout_ms: default_settle_timeout(),
+        }
     }
 }
 
@@ -199,19 +219,42 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    pub fn load(path: &Path) -> Result<Self, FileError> {
+    /// Loads and validates a scenario; with `encoder`, broadcast set-points are checked against the DBC.
+    pub fn load(path: &Path, encoder: Option<&OilTempEncoder>) -> Result<Self, FileError> {
         let file = SourceFile::read(path)?;
         let raw: RawScenario = file.parse()?;
+        if raw.defaults.tolerance_us.is_nan() || raw.defaults.tolerance_us <= 0.0 {
+            return Err(file.error_at(None, "defaults.tolerance_us must be positive"));
+        }
         if raw.steps.is_empty() {
             return Err(file.error_at(None, "a scenario needs at least one [[steps]] entry"));
         }
         let mut steps = Vec::new();
         for (i, table) in raw.steps.into_iter().enumerate() {
             let span = table.span();
-            let step: Step = toml::Value::Table(table.into_inner())
-                .try_into()
-                .map_err(|e: toml::de::Error| file.error_at(Some(span.clone()), format!("step {}: {}", i + 1, e.message().trim())))?;
-            validate(&step).map_err(|m| file.error_at(Some(span.clone()), format!("step {}: {m}", i + 1)))?;
+            let step: Step = toml::Value::Table(table.into_inner()).try_into().map_err(
+                |e: toml::de::Error| {
+                    file.error_at(
+                        Some(span.clone()),
+                        format!("step {}: {}", i + 1, e.message().trim()),
+                    )
+                },
+            )?;
+            validate(&step)
+                .map_err(|m| file.error_at(Some(span.clone()), format!("step {}: {m}", i + 1)))?;
+            if let (
+                Some(enc),
+                Step::SetTemperature {
+                    celsius,
+                    source: TempSource::Broadcast,
+                    ..
+                },
+            ) = (encoder, &step)
+            {
+                enc.encode(*celsius).map_err(|m| {
+                    file.error_at(Some(span.clone()), format!("step {}: {m}", i + 1))
+                })?;
+            }
             let line = file.error_at(Some(span), "").line;
             steps.push(LocatedStep { line, step });
         }
@@ -245,7 +288,12 @@ impl Scenario {
             } else if p.exists() {
                 out.push(p.clone());
             } else {
-                return Err(FileError { path: p.display().to_string(), line: 0, column: 0, message: "no such file or folder".into() });
+                return Err(FileError {
+                    path: p.display().to_string(),
+                    line: 0,
+                    column: 0,
+                    message: "no such file or folder".into(),
+                });
             }
         }
         Ok(out)
@@ -254,27 +302,50 @@ impl Scenario {
 
 fn validate(step: &Step) -> Result<(), String> {
     match step {
-        Step::SetTemperature { celsius, source, period_ms } => {
+        Step::SetTemperature {
+            celsius,
+            source,
+            period_ms,
+        } => {
             if !celsius.is_finite() {
                 return Err("celsius must be a number".into());
             }
-            if *source == TempSource::Obd && !(-40.0..=215.0).contains(celsius) {
-                return Err(format!("OBD-II PID 0x5C carries -40..215 degC, not {celsius}"));
+            if *source == TempSource::Obd
+                && (!(-40.0..=215.0).contains(celsius) || celsius.fract() != 0.0)
+            {
+                return Err(format!(
+                    "OBD-II PID 0x5C carries whole degrees -40..215 degC, not {celsius}"
+                ));
             }
             if *period_ms == 0 || *period_ms > 10_000 {
                 return Err("period_ms must be 1..=10000".into());
             }
         }
-        Step::ExpectPulse { us, tolerance_us, .. } => {
+        Step::ExpectPulse {
+            us, tolerance_us, ..
+        } => {
             if !(400.0..=2600.0).contains(us) {
-                return Err(format!("us = {us} is outside a servo's pulse range (400..2600)"));
+                return Err(format!(
+                    "us = {us} is outside a servo's pulse range (400..2600)"
+                ));
             }
             if tolerance_us.is_some_and(|t| t <= 0.0) {
                 return Err("tolerance_us must be positive".into());
             }
         }
-        Step::Inject { rate_hz, .. } if *rate_hz == 0 || *rate_hz > 2000 => return Err("rate_hz must be 1..=2000".into()),
-        Step::Hold { ms } if *ms > 600_000 => return Err("hold longer than 10 minutes; split the scenario".into()),
+        Step::ExpectTelemetry {
+            source: Some(src), ..
+        } if !["bcast", "obd", "none"].contains(&src.as_str()) => {
+            return Err(format!(
+                "telemetry source {src:?}: the status line reports \"bcast\", \"obd\" or \"none\""
+            ));
+        }
+        Step::Inject { rate_hz, .. } if *rate_hz == 0 || *rate_hz > 2000 => {
+            return Err("rate_hz must be 1..=2000".into())
+        }
+        Step::Hold { ms } if *ms > 600_000 => {
+            return Err("hold longer than 10 minutes; split the scenario".into())
+        }
         _ => {}
     }
     Ok(())
@@ -288,7 +359,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.toml");
         std::fs::write(&p, text).unwrap();
-        Scenario::load(&p)
+        Scenario::load(
+            &p,
+            Some(&OilTempEncoder::load(&crate::dbc::default_path()).unwrap()),
+        )
     }
 
     #[test]
@@ -296,7 +370,14 @@ mod tests {
         let s = load("name = \"x\"\n\n[[steps]]\naction = \"set_temperature\"\ncelsius = 90\n\n[[steps]]\naction = \"expect_pulse\"\nus = 1455\n").unwrap();
         assert_eq!(s.steps.len(), 2);
         assert_eq!(s.steps[1].line, 7, "the [[steps]] header");
-        assert_eq!(s.steps[0].step, Step::SetTemperature { celsius: 90.0, source: TempSource::Broadcast, period_ms: 100 });
+        assert_eq!(
+            s.steps[0].step,
+            Step::SetTemperature {
+                celsius: 90.0,
+                source: TempSource::Broadcast,
+                period_ms: 100
+            }
+        );
     }
 
     #[test]
@@ -306,13 +387,24 @@ mod tests {
         assert!(e.message.contains("step 1"), "{e}");
         let e = load("name = \"x\"\n[[steps]]\naction = \"hold\"\nms = 5\n[[steps]]\naction = \"expect_pulse\"\nusec = 5\n").unwrap_err();
         assert_eq!(e.line, 5, "{e}");
-        assert!(e.message.contains("usec") || e.message.contains("us"), "{e}");
+        assert!(
+            e.message.contains("usec") || e.message.contains("us"),
+            "{e}"
+        );
     }
 
     #[test]
     fn semantic_errors_name_the_step() {
         let e = load("name = \"x\"\n[[steps]]\naction = \"set_temperature\"\ncelsius = 300\nsource = \"obd\"\n").unwrap_err();
         assert!(e.message.contains("-40..215"), "{e}");
+        let e = load("name = \"x\"\n[[steps]]\naction = \"set_temperature\"\ncelsius = 200\n")
+            .unwrap_err();
+        assert!(e.message.contains("range -60..193") && e.line == 2, "{e}");
+        let e = load(
+            "name = \"x\"\n[[steps]]\naction = \"expect_telemetry\"\nsource = \"broadcast\"\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("bcast"), "{e}");
         let e = load("name = \"x\"\nsteps = []\n").unwrap_err();
         assert!(e.message.contains("at least one"), "{e}");
     }

@@ -26,7 +26,10 @@ impl SourceFile {
             column: 0,
             message: format!("cannot read: {e}"),
         })?;
-        Ok(Self { path: path.display().to_string(), text })
+        Ok(Self {
+            path: path.display().to_string(),
+            text,
+        })
     }
 
     /// An error at byte `span` (start used); `None` puts it at line 1.
@@ -35,12 +38,18 @@ impl SourceFile {
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
         let column = offset - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-        FileError { path: self.path.clone(), line, column, message: message.into() }
+        FileError {
+            path: self.path.clone(),
+            line,
+            column,
+            message: message.into(),
+        }
     }
 
     /// Deserialises the whole file, locating syntax and type errors.
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, FileError> {
-        toml::from_str(&self.text).map_err(|e| self.error_at(e.span(), e.message().trim().to_string()))
+        toml::from_str(&self.text)
+            .map_err(|e| self.error_at(e.span(), e.message().trim().to_string()))
     }
 }
 
@@ -50,7 +59,10 @@ mod tests {
 
     #[test]
     fn locates_lines_and_columns() {
-        let f = SourceFile { path: "x.toml".into(), text: "a = 1\nb = 2\n".into() };
+        let f = SourceFile {
+            path: "x.toml".into(),
+            text: "a = 1\nb = 2\n".into(),
+        };
         let e = f.error_at(Some(8..9), "bad");
         assert_eq!((e.line, e.column), (2, 3));
         assert_eq!(e.to_string(), "x.toml:2:3: bad");
@@ -58,7 +70,10 @@ mod tests {
 
     #[test]
     fn syntax_errors_name_the_line() {
-        let f = SourceFile { path: "s.toml".into(), text: "name = \"x\"\nsteps = [\n".into() };
+        let f = SourceFile {
+            path: "s.toml".into(),
+            text: "name = \"x\"\nsteps = [\n".into(),
+        };
         let e = f.parse::<toml::Table>().unwrap_err();
         assert_eq!(e.path, "s.toml");
         assert!(e.line >= 2, "{e}");

@@ -21,7 +21,9 @@ use serialport::{SerialPort, TTYPort};
 fn bench() -> SimulatedBench {
     SimulatedBench::start(SimulatedBenchConfig {
         wiring: SupplyConfig::DirectSmps,
-        preloaded: LogicFirmware { supply: SupplyConfig::DirectSmps },
+        preloaded: LogicFirmware {
+            supply: SupplyConfig::DirectSmps,
+        },
         option_bytes: OptionBytes::default(),
         relay_channel: 1,
     })
@@ -53,7 +55,13 @@ fn relay_driver_sends_lcus_bytes_and_switches_the_simulated_board() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let log = bench.shared.relay_log.lock().unwrap().clone();
-    assert_eq!(log, vec![([0xA0, 0x01, 0x01, 0xA2], true), ([0xA0, 0x01, 0x00, 0xA1], true)]);
+    assert_eq!(
+        log,
+        vec![
+            ([0xA0, 0x01, 0x01, 0xA2], true),
+            ([0xA0, 0x01, 0x00, 0xA1], true)
+        ]
+    );
     assert!(!bench.shared.board().powered);
 }
 
@@ -98,10 +106,20 @@ fn slcan_driver_speaks_lawicel_to_a_fake_adapter() {
         std::thread::sleep(Duration::from_millis(300));
     });
     let mut adapter = SlcanAdapter::open(&path, 500_000, false).expect("open sequence accepted");
-    adapter.send(&CanFrame::standard(0x156, &[0x00, 0x3C, 0, 0, 0, 0, 0, 0]).unwrap()).unwrap();
-    let got = adapter.recv(Duration::from_secs(1)).unwrap().expect("frame received");
-    assert_eq!((got.id, got.payload()), (0x7DF, &[0x02, 0x01, 0x5C, 0, 0, 0, 0, 0][..]));
-    let err = adapter.send(&CanFrame::standard(0x100, &[]).unwrap()).unwrap_err();
+    adapter
+        .send(&CanFrame::standard(0x156, &[0x00, 0x3C, 0, 0, 0, 0, 0, 0]).unwrap())
+        .unwrap();
+    let got = adapter
+        .recv(Duration::from_secs(1))
+        .unwrap()
+        .expect("frame received");
+    assert_eq!(
+        (got.id, got.payload()),
+        (0x7DF, &[0x02, 0x01, 0x5C, 0, 0, 0, 0, 0][..])
+    );
+    let err = adapter
+        .send(&CanFrame::standard(0x100, &[]).unwrap())
+        .unwrap_err();
     assert!(matches!(err, InstrumentError::Protocol { .. }), "{err}");
     drop(adapter);
     device.join().unwrap();
@@ -110,7 +128,9 @@ fn slcan_driver_speaks_lawicel_to_a_fake_adapter() {
 #[test]
 fn slcan_driver_refuses_a_bitrate_slcan_cannot_set() {
     let (_fake, slave) = TTYPort::pair().unwrap();
-    let err = SlcanAdapter::open(&slave.name().unwrap(), 333_000, false).err().expect("refused");
+    let err = SlcanAdapter::open(&slave.name().unwrap(), 333_000, false)
+        .err()
+        .expect("refused");
     assert!(err.to_string().contains("333000"), "{err}");
 }
 
@@ -124,7 +144,11 @@ fn sump_driver_measures_the_simulated_servo_and_times_out_without_signal() {
     // Board unpowered: no edge, a clear measurement error rather than a hang.
     let t = Instant::now();
     let err = analyzer.capture(2).unwrap_err();
-    assert!(matches!(err, InstrumentError::Measurement { .. }) && err.to_string().contains("no rising edge"), "{err}");
+    assert!(
+        matches!(err, InstrumentError::Measurement { .. })
+            && err.to_string().contains("no rising edge"),
+        "{err}"
+    );
     assert!(t.elapsed() < Duration::from_secs(2));
     // Powered: the gauge parks its needle at 900 us on a 20 ms frame.
     bench.shared.set_power(true);

@@ -38,7 +38,11 @@ impl Calibration {
         let num = (t - t0) * (p1 - p0);
         let den = t1 - t0;
         // Round half away from zero so rising and falling calibrations behave alike.
-        let offset = if num >= 0 { (num + den / 2) / den } else { (num - den / 2) / den };
+        let offset = if num >= 0 {
+            (num + den / 2) / den
+        } else {
+            (num - den / 2) / den
+        };
         (p0 + offset) as u16
     }
 
@@ -53,7 +57,9 @@ impl Calibration {
     }
 
     pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        let word = |i: usize| -> Option<i32> { Some(i32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?)) };
+        let word = |i: usize| -> Option<i32> {
+            Some(i32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?))
+        };
         let cal = Self {
             low_temp: MilliCelsius(word(0)?),
             low_pulse_us: u16::try_from(word(4)?).ok()?,
@@ -97,9 +103,17 @@ mod tests {
 
     #[test]
     fn bytes_round_trip_and_invalid_is_refused() {
-        let cal = Calibration { low_temp: c(20), low_pulse_us: 800, high_temp: c(130), high_pulse_us: 2200 };
+        let cal = Calibration {
+            low_temp: c(20),
+            low_pulse_us: 800,
+            high_temp: c(130),
+            high_pulse_us: 2200,
+        };
         assert_eq!(Calibration::from_bytes(&cal.to_bytes()), Some(cal));
-        let bad = Calibration { high_temp: c(10), ..cal };
+        let bad = Calibration {
+            high_temp: c(10),
+            ..cal
+        };
         assert_eq!(Calibration::from_bytes(&bad.to_bytes()), None);
         assert_eq!(Calibration::from_bytes(&[0u8; 3]), None);
     }

@@ -19,7 +19,12 @@ impl CanFrame {
         }
         let mut buf = [0; 8];
         buf[..data.len()].copy_from_slice(data);
-        Some(Self { id: u32::from(id), extended: false, len: data.len() as u8, data: buf })
+        Some(Self {
+            id: u32::from(id),
+            extended: false,
+            len: data.len() as u8,
+            data: buf,
+        })
     }
 
     /// An extended-ID data frame; `None` when the ID or the length does not fit.
@@ -29,7 +34,12 @@ impl CanFrame {
         }
         let mut buf = [0; 8];
         buf[..data.len()].copy_from_slice(data);
-        Some(Self { id, extended: true, len: data.len() as u8, data: buf })
+        Some(Self {
+            id,
+            extended: true,
+            len: data.len() as u8,
+            data: buf,
+        })
     }
 
     /// The payload, `len` bytes.

@@ -138,7 +138,11 @@ impl Gauge {
             self.source = Source::None;
         }
         self.pulse_us = self.slew.step(now_ms, target);
-        GaugeOutput { pulse_us: self.pulse_us, failsafe: self.failsafe, transmit }
+        GaugeOutput {
+            pulse_us: self.pulse_us,
+            failsafe: self.failsafe,
+            transmit,
+        }
     }
 
     /// The temperature shown, `None` while in failsafe.
@@ -173,7 +177,9 @@ mod tests {
 
     fn bcast(deg: i32) -> CanFrame {
         let mut data = [0u8; 8];
-        OIL_TEMP_SIGNAL.insert_raw(&mut data, i64::from(deg + 60)).unwrap();
+        OIL_TEMP_SIGNAL
+            .insert_raw(&mut data, i64::from(deg + 60))
+            .unwrap();
         CanFrame::standard(0x156, &data).unwrap()
     }
 

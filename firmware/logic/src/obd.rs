@@ -13,7 +13,12 @@ pub const REQUEST_PAYLOAD: [u8; 8] = [0x02, MODE_CURRENT_DATA, PID_OIL_TEMP, 0, 
 
 /// The request frame the gauge sends while broadcast data is missing.
 pub fn request_frame() -> CanFrame {
-    CanFrame { id: u32::from(REQUEST_ID), extended: false, len: 8, data: REQUEST_PAYLOAD }
+    CanFrame {
+        id: u32::from(REQUEST_ID),
+        extended: false,
+        len: 8,
+        data: REQUEST_PAYLOAD,
+    }
 }
 
 /// A positive single-frame reply to mode 01 PID 5C, if `frame` is one.
@@ -37,7 +42,16 @@ pub fn parse_reply(frame: &CanFrame) -> Option<MilliCelsius> {
 /// The reply an ECU gives for `degrees` (-40..=215), used by the rig's ECU simulation.
 pub fn reply_payload(degrees: i32) -> Option<[u8; 8]> {
     let a = u8::try_from(degrees + 40).ok()?;
-    Some([0x03, MODE_CURRENT_DATA + 0x40, PID_OIL_TEMP, a, 0xAA, 0xAA, 0xAA, 0xAA])
+    Some([
+        0x03,
+        MODE_CURRENT_DATA + 0x40,
+        PID_OIL_TEMP,
+        a,
+        0xAA,
+        0xAA,
+        0xAA,
+        0xAA,
+    ])
 }
 
 /// Whether `frame` is the gauge's oil-temperature request.

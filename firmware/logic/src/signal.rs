@@ -71,7 +71,11 @@ impl SignalLayout {
             let bit = (bits >> (size - 1 - i as u32)) & 1;
             let byte = data.get_mut(usize::from(pos / 8))?;
             let mask = 1u8 << (pos % 8);
-            *byte = if bit == 1 { *byte | mask } else { *byte & !mask };
+            *byte = if bit == 1 {
+                *byte | mask
+            } else {
+                *byte & !mask
+            };
         }
         Some(())
     }
@@ -122,7 +126,10 @@ pub enum BroadcastReading {
 
 /// Decodes the oil-temperature broadcast described by `layout`.
 pub fn decode_broadcast(layout: &SignalLayout, frame: &CanFrame) -> BroadcastReading {
-    if frame.id != layout.frame_id || frame.extended != layout.extended_id || frame.len != layout.frame_len {
+    if frame.id != layout.frame_id
+        || frame.extended != layout.extended_id
+        || frame.len != layout.frame_len
+    {
         return BroadcastReading::Ignored;
     }
     let Some(raw) = layout.extract_raw(frame.payload()) else {
@@ -145,7 +152,7 @@ mod tests {
     fn dbc_constants_match_the_shipped_layout() {
         assert_eq!(OIL_TEMP_SIGNAL.frame_id, 0x156);
         assert_eq!(OIL_TEMP_SIGNAL.frame_len, 8);
-        assert!(OIL_TEMP_SIGNAL.big_endian);
+        const { assert!(OIL_TEMP_SIGNAL.big_endian) };
         assert_eq!(OIL_TEMP_SIGNAL.offset_milli, -60_000);
         assert_eq!(OIL_TEMP_SIGNAL.status_raw_values, &[254, 255]);
     }
@@ -160,7 +167,11 @@ mod tests {
 
     #[test]
     fn motorola_signal_spanning_bytes() {
-        let layout = SignalLayout { start_bit: 7, size: 12, ..OIL_TEMP_SIGNAL };
+        let layout = SignalLayout {
+            start_bit: 7,
+            size: 12,
+            ..OIL_TEMP_SIGNAL
+        };
         let mut data = [0u8; 8];
         layout.insert_raw(&mut data, 0xABC).unwrap();
         assert_eq!(&data[..2], &[0xAB, 0xC0]);
@@ -169,7 +180,13 @@ mod tests {
 
     #[test]
     fn intel_signed_signal_round_trips() {
-        let layout = SignalLayout { start_bit: 4, size: 10, big_endian: false, signed: true, ..OIL_TEMP_SIGNAL };
+        let layout = SignalLayout {
+            start_bit: 4,
+            size: 10,
+            big_endian: false,
+            signed: true,
+            ..OIL_TEMP_SIGNAL
+        };
         let mut data = [0u8; 8];
         layout.insert_raw(&mut data, -3).unwrap();
         assert_eq!(layout.extract_raw(&data), Some(-3));
@@ -181,20 +198,35 @@ mod tests {
         let mut data = [0u8; 8];
         data[1] = 150; // 150 - 60 = 90 degC
         let f = CanFrame::standard(0x156, &data).unwrap();
-        assert_eq!(decode_broadcast(&OIL_TEMP_SIGNAL, &f), BroadcastReading::Temperature(MilliCelsius(90_000)));
+        assert_eq!(
+            decode_broadcast(&OIL_TEMP_SIGNAL, &f),
+            BroadcastReading::Temperature(MilliCelsius(90_000))
+        );
         data[1] = 255;
         let f = CanFrame::standard(0x156, &data).unwrap();
-        assert_eq!(decode_broadcast(&OIL_TEMP_SIGNAL, &f), BroadcastReading::Status(255));
+        assert_eq!(
+            decode_broadcast(&OIL_TEMP_SIGNAL, &f),
+            BroadcastReading::Status(255)
+        );
     }
 
     #[test]
     fn ignores_wrong_dlc_and_other_ids() {
         let f = CanFrame::standard(0x156, &[0, 150, 0]).unwrap();
-        assert_eq!(decode_broadcast(&OIL_TEMP_SIGNAL, &f), BroadcastReading::Ignored);
+        assert_eq!(
+            decode_broadcast(&OIL_TEMP_SIGNAL, &f),
+            BroadcastReading::Ignored
+        );
         let f = CanFrame::standard(0x157, &[0, 150, 0, 0, 0, 0, 0, 0]).unwrap();
-        assert_eq!(decode_broadcast(&OIL_TEMP_SIGNAL, &f), BroadcastReading::Ignored);
+        assert_eq!(
+            decode_broadcast(&OIL_TEMP_SIGNAL, &f),
+            BroadcastReading::Ignored
+        );
         let f = CanFrame::extended(0x156, &[0, 150, 0, 0, 0, 0, 0, 0]).unwrap();
-        assert_eq!(decode_broadcast(&OIL_TEMP_SIGNAL, &f), BroadcastReading::Ignored);
+        assert_eq!(
+            decode_broadcast(&OIL_TEMP_SIGNAL, &f),
+            BroadcastReading::Ignored
+        );
     }
 
     #[test]

@@ -11,7 +11,11 @@ pub struct SlewLimiter {
 
 impl SlewLimiter {
     pub const fn new(start_us: u16, rate_us_per_s: u32, now_ms: u64) -> Self {
-        Self { position_ns: start_us as i64 * 1000, rate_us_per_s: rate_us_per_s as i64, last_ms: now_ms }
+        Self {
+            position_ns: start_us as i64 * 1000,
+            rate_us_per_s: rate_us_per_s as i64,
+            last_ms: now_ms,
+        }
     }
 
     /// Advances to `now_ms` toward `target_us` and returns the pulse width to output.

@@ -70,31 +70,44 @@ impl<F: NorFlash> Records<F> {
     /// `range`: offsets in `flash`'s address space, whole erase pages, at least two.
     pub fn new(flash: F, range: core::ops::Range<u32>) -> Result<Self, StorageError> {
         let config = MapConfig::try_new(range).map_err(|_| StorageError::Other)?;
-        Ok(Self { map: MapStorage::new(flash, config, Cache::new_uncached()) })
+        Ok(Self {
+            map: MapStorage::new(flash, config, Cache::new_uncached()),
+        })
     }
 
     pub async fn boot_count(&mut self) -> Result<Option<u32>, StorageError> {
         let mut buf = Buffer([0; 64]);
-        Ok(self.map.fetch_item::<u32>(&mut buf.0, &(RecordKey::BootCount as u8)).await?)
+        Ok(self
+            .map
+            .fetch_item::<u32>(&mut buf.0, &(RecordKey::BootCount as u8))
+            .await?)
     }
 
     pub async fn calibration(&mut self) -> Result<Option<Calibration>, StorageError> {
         let mut buf = Buffer([0; 64]);
-        let bytes = self.map.fetch_item::<&[u8]>(&mut buf.0, &(RecordKey::Calibration as u8)).await?;
+        let bytes = self
+            .map
+            .fetch_item::<&[u8]>(&mut buf.0, &(RecordKey::Calibration as u8))
+            .await?;
         Ok(bytes.and_then(Calibration::from_bytes))
     }
 
     pub async fn store_calibration(&mut self, cal: &Calibration) -> Result<(), StorageError> {
         let mut buf = Buffer([0; 64]);
         let bytes = cal.to_bytes();
-        Ok(self.map.store_item(&mut buf.0, &(RecordKey::Calibration as u8), &&bytes[..]).await?)
+        Ok(self
+            .map
+            .store_item(&mut buf.0, &(RecordKey::Calibration as u8), &&bytes[..])
+            .await?)
     }
 
     /// The boot sequence: count this boot (first write after reset), then load the calibration.
     pub async fn on_boot(&mut self) -> Result<BootRecords, StorageError> {
         let boot_count = self.boot_count().await?.unwrap_or(0).wrapping_add(1);
         let mut buf = Buffer([0; 64]);
-        self.map.store_item(&mut buf.0, &(RecordKey::BootCount as u8), &boot_count).await?;
+        self.map
+            .store_item(&mut buf.0, &(RecordKey::BootCount as u8), &boot_count)
+            .await?;
         let calibration = match self.calibration().await? {
             Some(cal) => cal,
             None => {
@@ -102,7 +115,10 @@ impl<F: NorFlash> Records<F> {
                 Calibration::DEFAULT
             }
         };
-        Ok(BootRecords { boot_count, calibration })
+        Ok(BootRecords {
+            boot_count,
+            calibration,
+        })
     }
 
     pub fn into_flash(self) -> F {

@@ -54,7 +54,9 @@ impl SupplyConfig {
 
     /// The configuration whose bits `cr3` holds, if any.
     pub fn from_cr3(cr3: u32) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.cr3_bits() == cr3 & PWR_CR3_SUPPLY_MASK)
+        Self::ALL
+            .into_iter()
+            .find(|c| c.cr3_bits() == cr3 & PWR_CR3_SUPPLY_MASK)
     }
 
     /// Stable lower-case name used in configs, telemetry and reports.
@@ -79,8 +81,11 @@ impl SupplyConfig {
 
 /// The supply this firmware build selects. The NUCLEO-H755ZI-Q is wired for Direct SMPS;
 /// the `supply-ldo` feature produces the deliberately wrong build for the rig's tests.
-pub const FIRMWARE_SUPPLY: SupplyConfig =
-    if cfg!(feature = "supply-ldo") { SupplyConfig::Ldo } else { SupplyConfig::DirectSmps };
+pub const FIRMWARE_SUPPLY: SupplyConfig = if cfg!(feature = "supply-ldo") {
+    SupplyConfig::Ldo
+} else {
+    SupplyConfig::DirectSmps
+};
 
 #[cfg(test)]
 mod tests {
@@ -97,6 +102,13 @@ mod tests {
 
     #[test]
     fn default_build_selects_direct_smps() {
-        assert_eq!(FIRMWARE_SUPPLY.cr3_bits(), if cfg!(feature = "supply-ldo") { 0x02 } else { 0x04 });
+        assert_eq!(
+            FIRMWARE_SUPPLY.cr3_bits(),
+            if cfg!(feature = "supply-ldo") {
+                0x02
+            } else {
+                0x04
+            }
+        );
     }
 }

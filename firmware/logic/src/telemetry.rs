@@ -32,7 +32,11 @@ impl fmt::Display for StatusLine {
         write!(f, "{PREFIX} up={} temp=", self.uptime_ms)?;
         match self.temperature {
             Some(MilliCelsius(m)) => {
-                let tenths = if m >= 0 { (m + 50) / 100 } else { (m - 50) / 100 };
+                let tenths = if m >= 0 {
+                    (m + 50) / 100
+                } else {
+                    (m - 50) / 100
+                };
                 let sign = if tenths < 0 { "-" } else { "" };
                 write!(f, "{sign}{}.{}", (tenths / 10).abs(), (tenths % 10).abs())?;
             }
@@ -87,13 +91,19 @@ fn parse_temperature(v: &str) -> Option<Option<MilliCelsius>> {
 impl StatusLine {
     /// Parses one line (with or without its line ending).
     pub fn parse(line: &str) -> Result<Self, ParseError> {
-        let mut fields = line.trim_end_matches(['\r', '\n']).split(' ').filter(|s| !s.is_empty());
+        let mut fields = line
+            .trim_end_matches(['\r', '\n'])
+            .split(' ')
+            .filter(|s| !s.is_empty());
         if fields.next() != Some(PREFIX) {
             return Err(ParseError::NotAStatusLine);
         }
-        let (mut up, mut temp, mut src, mut pw, mut cr3, mut boots, mut fs) = (None, None, None, None, None, None, None);
+        let (mut up, mut temp, mut src, mut pw, mut cr3, mut boots, mut fs) =
+            (None, None, None, None, None, None, None);
         for field in fields {
-            let Some((k, v)) = field.split_once('=') else { continue };
+            let Some((k, v)) = field.split_once('=') else {
+                continue;
+            };
             match k {
                 "up" => up = Some(v.parse::<u64>().map_err(|_| ParseError::BadValue("up"))?),
                 "temp" => temp = Some(parse_temperature(v).ok_or(ParseError::BadValue("temp"))?),
@@ -108,9 +118,16 @@ impl StatusLine {
                 "pw" => pw = Some(v.parse::<u16>().map_err(|_| ParseError::BadValue("pw"))?),
                 "cr3" => {
                     let hex = v.strip_prefix("0x").ok_or(ParseError::BadValue("cr3"))?;
-                    cr3 = Some(u32::from_str_radix(hex, 16).map_err(|_| ParseError::BadValue("cr3"))?)
+                    cr3 = Some(
+                        u32::from_str_radix(hex, 16).map_err(|_| ParseError::BadValue("cr3"))?,
+                    )
                 }
-                "boots" => boots = Some(v.parse::<u32>().map_err(|_| ParseError::BadValue("boots"))?),
+                "boots" => {
+                    boots = Some(
+                        v.parse::<u32>()
+                            .map_err(|_| ParseError::BadValue("boots"))?,
+                    )
+                }
                 "fs" => {
                     fs = Some(match v {
                         "0" => false,
@@ -158,8 +175,14 @@ mod tests {
             line(Some(90_000)).to_string(),
             "GAUGE/1 up=12000 temp=90.0 src=bcast pw=1455 cr3=0x00000004 boots=7 fs=0"
         );
-        assert_eq!(line(Some(-40_000)).to_string().split(' ').nth(2), Some("temp=-40.0"));
-        assert_eq!(line(Some(-250)).to_string().split(' ').nth(2), Some("temp=-0.3"));
+        assert_eq!(
+            line(Some(-40_000)).to_string().split(' ').nth(2),
+            Some("temp=-40.0")
+        );
+        assert_eq!(
+            line(Some(-250)).to_string().split(' ').nth(2),
+            Some("temp=-0.3")
+        );
     }
 
     #[test]
@@ -173,7 +196,10 @@ mod tests {
     #[test]
     fn rejects_garbage_with_the_field_named() {
         assert_eq!(StatusLine::parse("hello"), Err(ParseError::NotAStatusLine));
-        assert_eq!(StatusLine::parse("GAUGE/1 up=1"), Err(ParseError::Missing("temp")));
+        assert_eq!(
+            StatusLine::parse("GAUGE/1 up=1"),
+            Err(ParseError::Missing("temp"))
+        );
         assert_eq!(
             StatusLine::parse("GAUGE/1 up=1 temp=9x src=obd pw=1 cr3=0x4 boots=1 fs=0"),
             Err(ParseError::BadValue("temp"))

@@ -9,7 +9,12 @@ use crate::instruments::{InstrumentResult, PowerSwitch};
 /// The four bytes that switch `channel` on or off.
 pub fn command(channel: u8, on: bool) -> [u8; 4] {
     let state = u8::from(on);
-    [0xA0, channel, state, 0xA0u8.wrapping_add(channel).wrapping_add(state)]
+    [
+        0xA0,
+        channel,
+        state,
+        0xA0u8.wrapping_add(channel).wrapping_add(state),
+    ]
 }
 
 pub struct LcusRelay {
@@ -20,13 +25,19 @@ pub struct LcusRelay {
 
 impl LcusRelay {
     pub fn open(path: &str, channel: u8) -> InstrumentResult<Self> {
-        Ok(Self { port: serial::open(path, 9600)?, device: path.to_string(), channel })
+        Ok(Self {
+            port: serial::open(path, 9600)?,
+            device: path.to_string(),
+            channel,
+        })
     }
 }
 
 impl PowerSwitch for LcusRelay {
     fn set_power(&mut self, on: bool) -> InstrumentResult<()> {
-        self.port.write_all(&command(self.channel, on)).map_err(|e| io_error(&self.device, e))?;
+        self.port
+            .write_all(&command(self.channel, on))
+            .map_err(|e| io_error(&self.device, e))?;
         self.port.flush().map_err(|e| io_error(&self.device, e))
     }
 

@@ -17,7 +17,11 @@ pub struct PulseCapture {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PulseError {
     #[error("no edges in {samples} samples ({ms:.1} ms): the signal stayed {level}")]
-    NoEdges { samples: usize, ms: f64, level: &'static str },
+    NoEdges {
+        samples: usize,
+        ms: f64,
+        level: &'static str,
+    },
     #[error("only {seen} complete pulses, {wanted} needed")]
     TooFewPulses { seen: usize, wanted: usize },
     #[error("period {period_us:.0} us is far from the servo's {expected_us:.0} us")]
@@ -42,7 +46,11 @@ impl PulseCapture {
             return Err(PulseError::NoEdges {
                 samples: samples.len(),
                 ms: samples.len() as f64 * us_per_sample / 1000.0,
-                level: if samples.first().is_some_and(|_| level(0)) { "high" } else { "low" },
+                level: if samples.first().is_some_and(|_| level(0)) {
+                    "high"
+                } else {
+                    "low"
+                },
             });
         }
         // A capture triggered on a rising edge starts high at sample 0: count that edge.
@@ -57,24 +65,48 @@ impl PulseCapture {
                 pulse_end_us.push(f as f64 * us_per_sample);
             }
         }
-        let period_us = rising.windows(2).map(|w| (w[1] - w[0]) as f64 * us_per_sample).collect();
-        Ok(Self { sample_rate_hz, high_us, period_us, pulse_end_us, samples: samples.len() })
+        let period_us = rising
+            .windows(2)
+            .map(|w| (w[1] - w[0]) as f64 * us_per_sample)
+            .collect();
+        Ok(Self {
+            sample_rate_hz,
+            high_us,
+            period_us,
+            pulse_end_us,
+            samples: samples.len(),
+        })
     }
 
     /// Checks the capture looks like a servo signal: at least `min_pulses` pulses and periods
     /// within 10 % of `expected_period_us`.
-    pub fn check_servo(&self, min_pulses: usize, expected_period_us: f64) -> Result<(), PulseError> {
+    pub fn check_servo(
+        &self,
+        min_pulses: usize,
+        expected_period_us: f64,
+    ) -> Result<(), PulseError> {
         if self.high_us.len() < min_pulses {
-            return Err(PulseError::TooFewPulses { seen: self.high_us.len(), wanted: min_pulses });
+            return Err(PulseError::TooFewPulses {
+                seen: self.high_us.len(),
+                wanted: min_pulses,
+            });
         }
-        if let Some(&p) = self.period_us.iter().find(|&&p| (p - expected_period_us).abs() > expected_period_us * 0.1) {
-            return Err(PulseError::BadPeriod { period_us: p, expected_us: expected_period_us });
+        if let Some(&p) = self
+            .period_us
+            .iter()
+            .find(|&&p| (p - expected_period_us).abs() > expected_period_us * 0.1)
+        {
+            return Err(PulseError::BadPeriod {
+                period_us: p,
+                expected_us: expected_period_us,
+            });
         }
         Ok(())
     }
 
     pub fn mean_period_us(&self) -> Option<f64> {
-        (!self.period_us.is_empty()).then(|| self.period_us.iter().sum::<f64>() / self.period_us.len() as f64)
+        (!self.period_us.is_empty())
+            .then(|| self.period_us.iter().sum::<f64>() / self.period_us.len() as f64)
     }
 }
 
@@ -103,18 +135,33 @@ mod tests {
 
     #[test]
     fn uses_the_requested_channel_only() {
-        let s: Vec<u8> = waveform(&[1000, 1000], 20_000).into_iter().map(|b| (b << 2) | 0b1).collect();
+        let s: Vec<u8> = waveform(&[1000, 1000], 20_000)
+            .into_iter()
+            .map(|b| (b << 2) | 0b1)
+            .collect();
         let c = PulseCapture::decode(&s, 2, 1_000_000).unwrap();
         assert_eq!(c.high_us, vec![1000.0; 2]);
-        assert!(matches!(PulseCapture::decode(&s, 0, 1_000_000), Err(PulseError::NoEdges { level: "high", .. })));
+        assert!(matches!(
+            PulseCapture::decode(&s, 0, 1_000_000),
+            Err(PulseError::NoEdges { level: "high", .. })
+        ));
     }
 
     #[test]
     fn rejects_flat_and_wrong_period_signals() {
-        assert!(matches!(PulseCapture::decode(&[0u8; 1000], 0, 1_000_000), Err(PulseError::NoEdges { level: "low", .. })));
+        assert!(matches!(
+            PulseCapture::decode(&[0u8; 1000], 0, 1_000_000),
+            Err(PulseError::NoEdges { level: "low", .. })
+        ));
         let c = PulseCapture::decode(&waveform(&[1000, 1000, 1000], 10_000), 0, 1_000_000).unwrap();
-        assert!(matches!(c.check_servo(2, 20_000.0), Err(PulseError::BadPeriod { .. })));
+        assert!(matches!(
+            c.check_servo(2, 20_000.0),
+            Err(PulseError::BadPeriod { .. })
+        ));
         let c = PulseCapture::decode(&waveform(&[1000], 20_000), 0, 1_000_000).unwrap();
-        assert!(matches!(c.check_servo(2, 20_000.0), Err(PulseError::TooFewPulses { seen: 1, wanted: 2 })));
+        assert!(matches!(
+            c.check_servo(2, 20_000.0),
+            Err(PulseError::TooFewPulses { seen: 1, wanted: 2 })
+        ));
     }
 }

@@ -38,7 +38,11 @@ pub fn bitrate_code(bitrate: u32, s7_is_750k: bool) -> Option<char> {
 
 /// The transmit command for `frame`, without the trailing CR.
 pub fn encode_frame(frame: &CanFrame) -> String {
-    let mut s = if frame.extended { format!("T{:08X}", frame.id) } else { format!("t{:03X}", frame.id) };
+    let mut s = if frame.extended {
+        format!("T{:08X}", frame.id)
+    } else {
+        format!("t{:03X}", frame.id)
+    };
     s.push(char::from(b'0' + frame.len.min(8)));
     for b in frame.payload() {
         s.push_str(&format!("{b:02X}"));
@@ -97,11 +101,18 @@ impl SlcanAdapter {
     pub fn open(path: &str, bitrate: u32, s7_is_750k: bool) -> InstrumentResult<Self> {
         let code = bitrate_code(bitrate, s7_is_750k).ok_or_else(|| InstrumentError::Protocol {
             device: path.to_string(),
-            reason: format!("slcan has no bitrate code for {bitrate} bit/s (10k..1M standard rates only)"),
+            reason: format!(
+                "slcan has no bitrate code for {bitrate} bit/s (10k..1M standard rates only)"
+            ),
         })?;
         let port = serial::open(path, 115_200)?;
-        let mut adapter =
-            Self { port, device: path.to_string(), line: Vec::new(), received: VecDeque::new(), replies: VecDeque::new() };
+        let mut adapter = Self {
+            port,
+            device: path.to_string(),
+            line: Vec::new(),
+            received: VecDeque::new(),
+            replies: VecDeque::new(),
+        };
         // Flush any half-typed command, then close (BEL if already closed is fine).
         adapter.write(b"\r\r\r")?;
         std::thread::sleep(Duration::from_millis(20));
@@ -125,7 +136,10 @@ impl SlcanAdapter {
             if let Some(pos) = self.line.iter().position(|&b| b == CR || b == BEL) {
                 let text: Vec<u8> = self.line.drain(..=pos).collect();
                 if text.last() == Some(&BEL) {
-                    return Err(InstrumentError::Protocol { device: self.device.clone(), reason: "V not supported".into() });
+                    return Err(InstrumentError::Protocol {
+                        device: self.device.clone(),
+                        reason: "V not supported".into(),
+                    });
                 }
                 return Ok(String::from_utf8_lossy(&text[..text.len() - 1]).into_owned());
             }
@@ -136,11 +150,17 @@ impl SlcanAdapter {
     }
 
     fn timeout(&self, what: &str) -> InstrumentError {
-        InstrumentError::Timeout { device: self.device.clone(), what: format!("slcan command {what:?}"), timeout: COMMAND_TIMEOUT }
+        InstrumentError::Timeout {
+            device: self.device.clone(),
+            what: format!("slcan command {what:?}"),
+            timeout: COMMAND_TIMEOUT,
+        }
     }
 
     fn write(&mut self, bytes: &[u8]) -> InstrumentResult<()> {
-        self.port.write_all(bytes).map_err(|e| io_error(&self.device, e))?;
+        self.port
+            .write_all(bytes)
+            .map_err(|e| io_error(&self.device, e))?;
         self.port.flush().map_err(|e| io_error(&self.device, e))
     }
 
@@ -267,8 +287,21 @@ mod tests {
 
     #[test]
     fn refuses_malformed_lines() {
-        for line in [&b"t7DF9"[..], b"t7DF2011", b"tXYZ0", b"r1230", b"t7DF20102FF", b"z", b""] {
-            assert_eq!(decode_frame(line), None, "{}", String::from_utf8_lossy(line));
+        for line in [
+            &b"t7DF9"[..],
+            b"t7DF2011",
+            b"tXYZ0",
+            b"r1230",
+            b"t7DF20102FF",
+            b"z",
+            b"",
+        ] {
+            assert_eq!(
+                decode_frame(line),
+                None,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
         }
     }
 

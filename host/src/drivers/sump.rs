@@ -104,7 +104,10 @@ pub fn capture_setup(rate_hz: u32, samples: u32, channel: u8) -> Vec<u8> {
     cmd.extend(long_command(CMD_TRIGGER_MASK + 2, 0));
     cmd.extend(long_command(CMD_TRIGGER_MASK + 4, bit));
     cmd.extend(long_command(CMD_TRIGGER_MASK + 5, bit));
-    cmd.extend(long_command(CMD_TRIGGER_MASK + 6, TRIGGER_CONFIG_START | (1 << 16)));
+    cmd.extend(long_command(
+        CMD_TRIGGER_MASK + 6,
+        TRIGGER_CONFIG_START | (1 << 16),
+    ));
     // Stages 2 and 3 never match (mask 0 would match anything: give them an impossible level).
     for stage in 2u8..4 {
         cmd.extend(long_command(CMD_TRIGGER_MASK + 4 * stage, 0));
@@ -133,7 +136,14 @@ impl SumpAnalyzer {
             });
         }
         let port = serial::open(path, 115_200)?;
-        let mut a = Self { port, device: path.to_string(), channel, sample_rate_hz, id: String::new(), metadata: Metadata::default() };
+        let mut a = Self {
+            port,
+            device: path.to_string(),
+            channel,
+            sample_rate_hz,
+            id: String::new(),
+            metadata: Metadata::default(),
+        };
         a.reset()?;
         a.write(&[CMD_ID])?;
         let id = a.read_exact(4, Duration::from_millis(500), "ID (0x02)")?;
@@ -141,7 +151,10 @@ impl SumpAnalyzer {
         if a.id != "1ALS" && a.id != "1SLO" {
             return Err(InstrumentError::Protocol {
                 device: a.device.clone(),
-                reason: format!("answered {:?} to ID, not \"1ALS\" or \"1SLO\": is this a SUMP analyzer?", a.id),
+                reason: format!(
+                    "answered {:?} to ID, not \"1ALS\" or \"1SLO\": is this a SUMP analyzer?",
+                    a.id
+                ),
             });
         }
         a.write(&[CMD_METADATA])?;
@@ -150,7 +163,9 @@ impl SumpAnalyzer {
             if sample_rate_hz > max {
                 return Err(InstrumentError::Protocol {
                     device: a.device.clone(),
-                    reason: format!("sample rate {sample_rate_hz} Hz is above the device's {max} Hz"),
+                    reason: format!(
+                        "sample rate {sample_rate_hz} Hz is above the device's {max} Hz"
+                    ),
                 });
             }
         }
@@ -158,7 +173,9 @@ impl SumpAnalyzer {
     }
 
     fn write(&mut self, bytes: &[u8]) -> InstrumentResult<()> {
-        self.port.write_all(bytes).map_err(|e| io_error(&self.device, e))?;
+        self.port
+            .write_all(bytes)
+            .map_err(|e| io_error(&self.device, e))?;
         self.port.flush().map_err(|e| io_error(&self.device, e))
     }
 
@@ -201,19 +218,32 @@ impl SumpAnalyzer {
                 return Ok(m);
             }
             if Instant::now() > deadline {
-                return Err(InstrumentError::Timeout { device: self.device.clone(), what: "metadata (0x04)".into(), timeout });
+                return Err(InstrumentError::Timeout {
+                    device: self.device.clone(),
+                    what: "metadata (0x04)".into(),
+                    timeout,
+                });
             }
         }
     }
 
     /// Captures `samples` samples after a rising edge on the servo channel; oldest first.
-    pub fn capture_raw(&mut self, samples: u32, trigger_timeout: Duration) -> InstrumentResult<Vec<u8>> {
+    pub fn capture_raw(
+        &mut self,
+        samples: u32,
+        trigger_timeout: Duration,
+    ) -> InstrumentResult<Vec<u8>> {
         let samples = samples.div_ceil(4) * 4;
         let mut cmd = capture_setup(self.sample_rate_hz, samples, self.channel);
         cmd.push(CMD_RUN);
         self.write(&cmd)?;
-        let capture_time = Duration::from_secs_f64(f64::from(samples) / f64::from(self.sample_rate_hz));
-        let result = self.read_exact(samples as usize, trigger_timeout + capture_time, "capture after a rising edge");
+        let capture_time =
+            Duration::from_secs_f64(f64::from(samples) / f64::from(self.sample_rate_hz));
+        let result = self.read_exact(
+            samples as usize,
+            trigger_timeout + capture_time,
+            "capture after a rising edge",
+        );
         match result {
             Ok(mut data) => {
                 data.reverse();
@@ -246,17 +276,33 @@ impl PulseMeter for SumpAnalyzer {
         let samples = (window_us * f64::from(self.sample_rate_hz) / 1e6) as u32;
         let data = self.capture_raw(samples, Duration::from_millis(100))?;
         let window = Duration::from_secs_f64(data.len() as f64 / f64::from(self.sample_rate_hz));
-        let started = Instant::now().checked_sub(window).unwrap_or_else(Instant::now);
-        let capture = PulseCapture::decode(&data, self.channel, self.sample_rate_hz)
-            .map_err(|e| InstrumentError::Measurement { device: self.device.clone(), reason: e.to_string() })?;
-        capture
-            .check_servo(periods, SERVO_PERIOD_US)
-            .map_err(|e| InstrumentError::Measurement { device: self.device.clone(), reason: e.to_string() })?;
+        let started = Instant::now()
+            .checked_sub(window)
+            .unwrap_or_else(Instant::now);
+        let capture =
+            PulseCapture::decode(&data, self.channel, self.sample_rate_hz).map_err(|e| {
+                InstrumentError::Measurement {
+                    device: self.device.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+        capture.check_servo(periods, SERVO_PERIOD_US).map_err(|e| {
+            InstrumentError::Measurement {
+                device: self.device.clone(),
+                reason: e.to_string(),
+            }
+        })?;
         Ok(TimedCapture { started, capture })
     }
 
     fn describe(&self) -> String {
-        format!("SUMP analyzer {} ({}) at {}, channel {}", self.id, self.metadata.name.as_deref().unwrap_or("unnamed"), self.device, self.channel)
+        format!(
+            "SUMP analyzer {} ({}) at {}, channel {}",
+            self.id,
+            self.metadata.name.as_deref().unwrap_or("unnamed"),
+            self.device,
+            self.channel
+        )
     }
 }
 
@@ -278,7 +324,9 @@ mod tests {
     fn parses_metadata() {
         let mut b = vec![0x01];
         b.extend(b"Sim\0");
-        b.extend([0x20, 0, 0, 0, 8, 0x23, 0x05, 0xF5, 0xE1, 0x00, 0x41, 2, 0x00]);
+        b.extend([
+            0x20, 0, 0, 0, 8, 0x23, 0x05, 0xF5, 0xE1, 0x00, 0x41, 2, 0x00,
+        ]);
         let m = parse_metadata(&b).unwrap();
         assert_eq!(m.name.as_deref(), Some("Sim"));
         assert_eq!(m.probes, Some(8));

@@ -18,7 +18,12 @@ pub struct SerialTelemetry {
 
 impl SerialTelemetry {
     pub fn open(path: &str, baud: u32) -> InstrumentResult<Self> {
-        Ok(Self { port: serial::open(path, baud)?, device: path.to_string(), pending: Vec::new(), rejected: Vec::new() })
+        Ok(Self {
+            port: serial::open(path, baud)?,
+            device: path.to_string(),
+            pending: Vec::new(),
+            rejected: Vec::new(),
+        })
     }
 }
 
@@ -55,7 +60,11 @@ impl TelemetryPort for SerialTelemetry {
                 }
             }
             if Instant::now() > deadline {
-                return Err(InstrumentError::Timeout { device: self.device.clone(), what: "a telemetry status line".into(), timeout });
+                return Err(InstrumentError::Timeout {
+                    device: self.device.clone(),
+                    what: "a telemetry status line".into(),
+                    timeout,
+                });
             }
         }
     }

@@ -17,7 +17,11 @@ pub enum InstrumentError {
     #[error("{device}: I/O error: {reason}")]
     Io { device: String, reason: String },
     #[error("{device}: no answer within {timeout:?} to {what}")]
-    Timeout { device: String, what: String, timeout: Duration },
+    Timeout {
+        device: String,
+        what: String,
+        timeout: Duration,
+    },
     #[error("{device}: protocol error: {reason}")]
     Protocol { device: String, reason: String },
     #[error("{device}: {reason}")]
@@ -69,7 +73,11 @@ pub enum ProbeError {
     #[error("probe {probe}: not attached")]
     NotAttached { probe: String },
     #[error("probe {probe}: memory read at {address:#010x} failed: {reason}")]
-    Read { probe: String, address: u32, reason: String },
+    Read {
+        probe: String,
+        address: u32,
+        reason: String,
+    },
     #[error("probe {probe}: {reason}")]
     Other { probe: String, reason: String },
 }

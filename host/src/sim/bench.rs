@@ -106,9 +106,14 @@ pub struct SimulatedBench {
 /// A pseudo-terminal: (master for the simulator, slave path for the host).
 fn pty(what: &str) -> std::io::Result<(TTYPort, TTYPort, String)> {
     // The slave from `pair()` holds no lock, so the host driver can open it by path (and lock it).
-    let (mut master, slave) = TTYPort::pair().map_err(|e| std::io::Error::other(format!("{what}: openpty: {e}")))?;
-    master.set_timeout(Duration::from_millis(2)).map_err(|e| std::io::Error::other(format!("{what}: {e}")))?;
-    let path = slave.name().ok_or_else(|| std::io::Error::other(format!("{what}: pty has no name")))?;
+    let (mut master, slave) =
+        TTYPort::pair().map_err(|e| std::io::Error::other(format!("{what}: openpty: {e}")))?;
+    master
+        .set_timeout(Duration::from_millis(2))
+        .map_err(|e| std::io::Error::other(format!("{what}: {e}")))?;
+    let path = slave
+        .name()
+        .ok_or_else(|| std::io::Error::other(format!("{what}: pty has no name")))?;
     Ok((master, slave, path))
 }
 
@@ -120,7 +125,11 @@ impl SimulatedBench {
         let shared = Arc::new(Shared {
             epoch: Instant::now(),
             stop: AtomicBool::new(false),
-            board: Mutex::new(BoardSlot { target: Box::new(target), powered: false, can_rx: VecDeque::new() }),
+            board: Mutex::new(BoardSlot {
+                target: Box::new(target),
+                powered: false,
+                can_rx: VecDeque::new(),
+            }),
             pwm: Mutex::new(PwmTimeline::default()),
             board_tx: Mutex::new(VecDeque::new()),
             relay_log: Mutex::new(Vec::new()),
@@ -130,21 +139,34 @@ impl SimulatedBench {
         let (relay_m, relay_s, relay) = pty("LCUS-1 relay")?;
         let (mut tele_m, tele_s, telemetry) = pty("telemetry port")?;
         // Like a UART nobody listens to: bytes that do not fit are lost, the board never blocks.
-        tele_m.set_timeout(Duration::from_millis(1)).map_err(std::io::Error::other)?;
+        tele_m
+            .set_timeout(Duration::from_millis(1))
+            .map_err(std::io::Error::other)?;
 
         let mut threads = Vec::new();
         let s = shared.clone();
         threads.push(spawn("sim-board", move || board_loop(&s, tele_m))?);
         let s = shared.clone();
-        threads.push(spawn("sim-slcan", move || super::slcan_adapter::run(&s, slcan_m))?);
+        threads.push(spawn("sim-slcan", move || {
+            super::slcan_adapter::run(&s, slcan_m)
+        })?);
         let s = shared.clone();
-        threads.push(spawn("sim-sump", move || super::sump_analyzer::run(&s, sump_m))?);
+        threads.push(spawn("sim-sump", move || {
+            super::sump_analyzer::run(&s, sump_m)
+        })?);
         let s = shared.clone();
         let channel = config.relay_channel;
-        threads.push(spawn("sim-relay", move || super::lcus_relay::run(&s, relay_m, channel))?);
+        threads.push(spawn("sim-relay", move || {
+            super::lcus_relay::run(&s, relay_m, channel)
+        })?);
         Ok(Self {
             shared,
-            ports: SimulatedPorts { slcan, sump, relay, telemetry },
+            ports: SimulatedPorts {
+                slcan,
+                sump,
+                relay,
+                telemetry,
+            },
             threads,
             _slaves: vec![slcan_s, sump_s, relay_s, tele_s],
         })
@@ -174,7 +196,11 @@ fn board_loop(shared: &Shared, mut telemetry: TTYPort) {
             let mut b = shared.board();
             let b = &mut *b;
             if b.powered {
-                let mut io = TargetIo { can_rx: &mut b.can_rx, can_tx: &mut can_tx, uart_tx: &mut uart };
+                let mut io = TargetIo {
+                    can_rx: &mut b.can_rx,
+                    can_tx: &mut can_tx,
+                    uart_tx: &mut uart,
+                };
                 let pins = b.target.tick(now, &mut io);
                 if b.target.power_cut_requested() {
                     b.powered = false;

@@ -2,7 +2,9 @@
 //! programmed once between erases), 128 KiB sectors, erased = 0xFF; contents survive power
 //! loss, and a write can be cut after a chosen number of bytes.
 
-use embedded_storage_async::nor_flash::{ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
+use embedded_storage_async::nor_flash::{
+    ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
+};
 
 pub const WORD: usize = 32;
 pub const SECTOR: usize = 128 * 1024;
@@ -12,7 +14,9 @@ pub enum FlashError {
     OutOfBounds,
     NotAligned,
     /// Programming a word that is not erased: the H7's ECC forbids it.
-    WordNotErased { offset: u32 },
+    WordNotErased {
+        offset: u32,
+    },
     /// Power was cut during this operation.
     PowerLost,
 }
@@ -41,7 +45,13 @@ pub struct FlashModel {
 impl FlashModel {
     pub fn new(range: core::ops::Range<u32>) -> Self {
         let len = (range.end - range.start) as usize;
-        Self { base: range.start, bytes: vec![0xFF; len], cut_after_bytes: None, bytes_written: 0, erases: 0 }
+        Self {
+            base: range.start,
+            bytes: vec![0xFF; len],
+            cut_after_bytes: None,
+            bytes_written: 0,
+            erases: 0,
+        }
     }
 
     /// Cut the power after `n` more bytes have been programmed (erases count as one byte).
@@ -54,7 +64,9 @@ impl FlashModel {
     }
 
     fn index(&self, offset: u32, len: usize) -> Result<usize, FlashError> {
-        let start = offset.checked_sub(self.base).ok_or(FlashError::OutOfBounds)? as usize;
+        let start = offset
+            .checked_sub(self.base)
+            .ok_or(FlashError::OutOfBounds)? as usize;
         if start + len > self.bytes.len() {
             return Err(FlashError::OutOfBounds);
         }
@@ -111,7 +123,7 @@ impl NorFlash for FlashModel {
         if self.power_was_cut() {
             return Err(FlashError::PowerLost);
         }
-        if from % SECTOR as u32 != 0 || to % SECTOR as u32 != 0 || to < from {
+        if !from.is_multiple_of(SECTOR as u32) || !to.is_multiple_of(SECTOR as u32) || to < from {
             return Err(FlashError::NotAligned);
         }
         let i = self.index(from, (to - from) as usize)?;
@@ -131,14 +143,16 @@ impl NorFlash for FlashModel {
         if self.power_was_cut() {
             return Err(FlashError::PowerLost);
         }
-        if offset % WORD as u32 != 0 || bytes.len() % WORD != 0 {
+        if !offset.is_multiple_of(WORD as u32) || !bytes.len().is_multiple_of(WORD) {
             return Err(FlashError::NotAligned);
         }
         let i = self.index(offset, bytes.len())?;
         for (w, chunk) in bytes.chunks(WORD).enumerate() {
             let at = i + w * WORD;
             if self.bytes[at..at + WORD].iter().any(|&b| b != 0xFF) {
-                return Err(FlashError::WordNotErased { offset: offset + (w * WORD) as u32 });
+                return Err(FlashError::WordNotErased {
+                    offset: offset + (w * WORD) as u32,
+                });
             }
             match self.budget(WORD) {
                 Ok(_) => {
@@ -168,11 +182,17 @@ mod tests {
     fn program_once_per_erase() {
         let mut f = FlashModel::new(0..2 * SECTOR as u32);
         block_on(f.write(0, &[0u8; 32])).unwrap();
-        assert_eq!(block_on(f.write(0, &[0u8; 32])), Err(FlashError::WordNotErased { offset: 0 }));
+        assert_eq!(
+            block_on(f.write(0, &[0u8; 32])),
+            Err(FlashError::WordNotErased { offset: 0 })
+        );
         block_on(f.erase(0, SECTOR as u32)).unwrap();
         block_on(f.write(0, &[1u8; 32])).unwrap();
         assert_eq!(f.read_at(0, 2).unwrap(), &[1, 1]);
-        assert_eq!(block_on(f.write(3, &[0u8; 32])), Err(FlashError::NotAligned));
+        assert_eq!(
+            block_on(f.write(3, &[0u8; 32])),
+            Err(FlashError::NotAligned)
+        );
     }
 
     #[test]

@@ -42,7 +42,11 @@ pub struct OptionBytes {
 impl Default for OptionBytes {
     /// Out of the box: RDP level 0 (0xAA), both cores boot; CM7 from 0x0800_0000, CM4 from 0x0810_0000.
     fn default() -> Self {
-        Self { optsr: (0xAA << 8) | OPTSR_BCM7 | OPTSR_BCM4, boot7: 0x0800, boot4: 0x0810 }
+        Self {
+            optsr: (0xAA << 8) | OPTSR_BCM7 | OPTSR_BCM4,
+            boot7: 0x0800,
+            boot4: 0x0810,
+        }
     }
 }
 
@@ -54,7 +58,11 @@ enum Core {
     LockedUp,
     /// Spinning on ACTVOSRDY (embassy waits forever).
     WaitingForVoltage,
-    Booting { main_at_us: u64, boot_count: u32, calibration: Calibration },
+    Booting {
+        main_at_us: u64,
+        boot_count: u32,
+        calibration: Calibration,
+    },
     Running(Box<Running>),
 }
 
@@ -103,7 +111,8 @@ impl LogicBoard {
             return;
         }
         // embassy's init: the supply first, then it waits for ACTVOSRDY.
-        self.pwr.write_cr3(self.firmware.supply.cr3_bits(), self.wiring);
+        self.pwr
+            .write_cr3(self.firmware.supply.cr3_bits(), self.wiring);
         match self.pwr.outcome {
             SupplyOutcome::LockUp => {
                 self.core = Core::LockedUp;
@@ -119,12 +128,15 @@ impl LogicBoard {
             Ok(r) => r,
             Err(e) => {
                 self.last_storage_error = Some(format!("{e:?}"));
-                self.core = Core::Booting { main_at_us: now_us + BOOT_TIME_US, boot_count: 0, calibration: Calibration::DEFAULT };
+                self.core = Core::Booting {
+                    main_at_us: now_us + BOOT_TIME_US,
+                    boot_count: 0,
+                    calibration: Calibration::DEFAULT,
+                };
                 return;
             }
         };
         let result = block_on(records.on_boot());
-        drop(records);
         if self.flash.power_was_cut() {
             self.power_cut = true;
             self.core = Core::Off;
@@ -141,7 +153,11 @@ impl LogicBoard {
                 (0, Calibration::DEFAULT)
             }
         };
-        self.core = Core::Booting { main_at_us: now_us + BOOT_TIME_US, boot_count, calibration };
+        self.core = Core::Booting {
+            main_at_us: now_us + BOOT_TIME_US,
+            boot_count,
+            calibration,
+        };
     }
 }
 
@@ -165,7 +181,12 @@ impl SimulatedTarget for LogicBoard {
     }
 
     fn tick(&mut self, now_us: u64, io: &mut TargetIo<'_>) -> Pins {
-        if let Core::Booting { main_at_us, boot_count, calibration } = self.core {
+        if let Core::Booting {
+            main_at_us,
+            boot_count,
+            calibration,
+        } = self.core
+        {
             if now_us < main_at_us {
                 io.can_rx.clear();
                 return Pins::default();
@@ -191,7 +212,10 @@ impl SimulatedTarget for LogicBoard {
         if let Some(frame) = out.transmit {
             io.can_tx.push(frame);
         }
-        run.pins = Pins { pwm_pulse_us: Some(out.pulse_us), red_led: out.failsafe };
+        run.pins = Pins {
+            pwm_pulse_us: Some(out.pulse_us),
+            red_led: out.failsafe,
+        };
         if now_ms >= run.next_telemetry_ms {
             run.next_telemetry_ms += 1000;
             let line = StatusLine {
@@ -203,7 +227,8 @@ impl SimulatedTarget for LogicBoard {
                 boot_count: run.boot_count,
                 failsafe: out.failsafe,
             };
-            io.uart_tx.extend_from_slice(format!("{line}\r\n").as_bytes());
+            io.uart_tx
+                .extend_from_slice(format!("{line}\r\n").as_bytes());
         }
         run.pins
     }
@@ -213,11 +238,10 @@ impl SimulatedTarget for LogicBoard {
     }
 
     fn debug_accessible(&self, core: CoreSelect) -> bool {
-        match (&self.core, core) {
-            (Core::Off | Core::LockedUp, _) => false,
-            (Core::Cm7Disabled, CoreSelect::Cm7) => false,
-            _ => true,
-        }
+        !matches!(
+            (&self.core, core),
+            (Core::Off | Core::LockedUp, _) | (Core::Cm7Disabled, CoreSelect::Cm7)
+        )
     }
 
     fn debug_read_u32(&self, core: CoreSelect, address: u32) -> Result<u32, DebugAccessError> {
@@ -241,7 +265,10 @@ impl SimulatedTarget for LogicBoard {
             DBGMCU_IDCODE => 0x1000_6450,
             a if storage.contains(&a) && a % 4 == 0 => {
                 let offset = a - storage.start + STORAGE_OFFSETS.start;
-                let b = self.flash.read_at(offset, 4).map_err(|_| DebugAccessError::Unmapped(a))?;
+                let b = self
+                    .flash
+                    .read_at(offset, 4)
+                    .map_err(|_| DebugAccessError::Unmapped(a))?;
                 u32::from_le_bytes([b[0], b[1], b[2], b[3]])
             }
             a => return Err(DebugAccessError::Unmapped(a)),
@@ -277,7 +304,11 @@ mod tests {
 
     fn run_until_main(board: &mut LogicBoard, from_us: u64) -> Pins {
         let (mut rx, mut tx, mut uart) = (VecDeque::new(), Vec::new(), Vec::new());
-        let mut io = TargetIo { can_rx: &mut rx, can_tx: &mut tx, uart_tx: &mut uart };
+        let mut io = TargetIo {
+            can_rx: &mut rx,
+            can_tx: &mut tx,
+            uart_tx: &mut uart,
+        };
         board.tick(from_us + BOOT_TIME_US + 1000, &mut io)
     }
 
@@ -288,7 +319,12 @@ mod tests {
 
     #[test]
     fn boot_counter_survives_power_cycles_and_counts_resets() {
-        let mut b = LogicBoard::new(SupplyConfig::DirectSmps, LogicFirmware { supply: SupplyConfig::DirectSmps });
+        let mut b = LogicBoard::new(
+            SupplyConfig::DirectSmps,
+            LogicFirmware {
+                supply: SupplyConfig::DirectSmps,
+            },
+        );
         for cycle in 1..=5u32 {
             b.power_on(0);
             assert!(run_until_main(&mut b, 0).pwm_pulse_us.is_some());
@@ -303,11 +339,22 @@ mod tests {
 
     #[test]
     fn wrong_supply_is_latched_only_at_power_on() {
-        let mut b = LogicBoard::new(SupplyConfig::DirectSmps, LogicFirmware { supply: SupplyConfig::DirectSmps });
+        let mut b = LogicBoard::new(
+            SupplyConfig::DirectSmps,
+            LogicFirmware {
+                supply: SupplyConfig::DirectSmps,
+            },
+        );
         b.power_on(0);
-        b.load_firmware(&FirmwareImage::Logic(LogicFirmware { supply: SupplyConfig::Ldo })).unwrap();
+        b.load_firmware(&FirmwareImage::Logic(LogicFirmware {
+            supply: SupplyConfig::Ldo,
+        }))
+        .unwrap();
         b.reset(100);
-        assert!(run_until_main(&mut b, 100).pwm_pulse_us.is_some(), "runs after reset: latch holds Direct SMPS");
+        assert!(
+            run_until_main(&mut b, 100).pwm_pulse_us.is_some(),
+            "runs after reset: latch holds Direct SMPS"
+        );
         assert_eq!(b.debug_read_u32(CoreSelect::Cm7, PWR_CR3_ADDR), Ok(0x04));
         b.power_off();
         b.power_on(0);
@@ -317,18 +364,32 @@ mod tests {
 
     #[test]
     fn bcm7_cleared_leaves_only_the_cm4_reachable() {
-        let mut b = LogicBoard::new(SupplyConfig::DirectSmps, LogicFirmware { supply: SupplyConfig::DirectSmps });
+        let mut b = LogicBoard::new(
+            SupplyConfig::DirectSmps,
+            LogicFirmware {
+                supply: SupplyConfig::DirectSmps,
+            },
+        );
         b.option_bytes.optsr &= !OPTSR_BCM7;
         b.power_on(0);
         assert!(!b.debug_accessible(CoreSelect::Cm7));
-        assert_eq!(b.debug_read_u32(CoreSelect::Cm4, FLASH_OPTSR_CUR).map(|v| v & OPTSR_BCM7), Ok(0));
+        assert_eq!(
+            b.debug_read_u32(CoreSelect::Cm4, FLASH_OPTSR_CUR)
+                .map(|v| v & OPTSR_BCM7),
+            Ok(0)
+        );
     }
 
     #[test]
     fn power_cut_mid_boot_write_keeps_every_committed_count() {
         // Cut the supply after n bytes of the boot-time writes, for many n: the count read back
         // afterwards is never below what was committed before.
-        let mut b = LogicBoard::new(SupplyConfig::DirectSmps, LogicFirmware { supply: SupplyConfig::DirectSmps });
+        let mut b = LogicBoard::new(
+            SupplyConfig::DirectSmps,
+            LogicFirmware {
+                supply: SupplyConfig::DirectSmps,
+            },
+        );
         b.power_on(0);
         b.power_off();
         let mut committed = boot_count(&b);
@@ -338,7 +399,10 @@ mod tests {
             let cut = b.power_cut_requested();
             b.power_off();
             let now = boot_count(&b);
-            assert!(now >= committed, "cut after {n} bytes lost a committed count: {now} < {committed}");
+            assert!(
+                now >= committed,
+                "cut after {n} bytes lost a committed count: {now} < {committed}"
+            );
             assert!(now <= committed + 1);
             if !cut {
                 assert_eq!(now, committed + 1);

@@ -35,7 +35,11 @@ impl PwmTimeline {
             }
         }
         self.known_until_us = now_us;
-        while self.periods.front().is_some_and(|&(s, _)| s + KEEP_US < now_us) {
+        while self
+            .periods
+            .front()
+            .is_some_and(|&(s, _)| s + KEEP_US < now_us)
+        {
             self.periods.pop_front();
         }
     }

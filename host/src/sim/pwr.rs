@@ -21,7 +21,9 @@ pub fn supply_outcome(wiring: SupplyConfig, chosen: Option<SupplyConfig>) -> Sup
     match chosen {
         None => SupplyOutcome::VoltageInvalid,
         Some(c) if c == wiring => SupplyOutcome::Ok,
-        Some(Ldo | ExternalSource | Smps1v8ExternalBypass | Smps2v5ExternalBypass) if wiring == DirectSmps => {
+        Some(Ldo | ExternalSource | Smps1v8ExternalBypass | Smps2v5ExternalBypass)
+            if wiring == DirectSmps =>
+        {
             SupplyOutcome::LockUp
         }
         Some(Smps1v8FeedsLdo | Smps2v5FeedsLdo | Smps1v8ExternalAndLdo | Smps2v5ExternalAndLdo)
@@ -43,7 +45,11 @@ pub struct PwrLatch {
 impl PwrLatch {
     /// After a power-on reset: default bits, nothing latched, voltage valid.
     pub fn power_on() -> Self {
-        Self { cr3: PWR_CR3_POWER_ON_DEFAULT, latched: false, outcome: SupplyOutcome::Ok }
+        Self {
+            cr3: PWR_CR3_POWER_ON_DEFAULT,
+            latched: false,
+            outcome: SupplyOutcome::Ok,
+        }
     }
 
     /// A write of PWR_CR3 by the firmware. Ignored once latched; the first write latches,

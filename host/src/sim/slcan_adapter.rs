@@ -47,7 +47,9 @@ impl Adapter {
     fn handle(&mut self, shared: &Shared, line: &[u8]) -> Vec<u8> {
         const OK: &[u8] = b"\r";
         const ERR: &[u8] = b"\x07";
-        let Some(&cmd) = line.first() else { return OK.to_vec() };
+        let Some(&cmd) = line.first() else {
+            return OK.to_vec();
+        };
         let arg = &line[1..];
         match cmd {
             b'S' if !self.open && arg.len() == 1 && (b'0'..=b'8').contains(&arg[0]) => {
@@ -70,25 +72,38 @@ impl Adapter {
                 self.timestamps = arg == b"1";
                 OK.to_vec()
             }
-            b't' | b'T' if self.open && !self.listen_only => match parse_transmit(cmd == b'T', arg) {
+            b't' | b'T' if self.open && !self.listen_only => match parse_transmit(cmd == b'T', arg)
+            {
                 Some(frame) => {
                     if self.bitrate_code == Some(BOARD_BITRATE_CODE) {
                         shared.deliver_to_board(frame);
                     }
-                    if cmd == b't' { b"z\r".to_vec() } else { b"Z\r".to_vec() }
+                    if cmd == b't' {
+                        b"z\r".to_vec()
+                    } else {
+                        b"Z\r".to_vec()
+                    }
                 }
                 None => ERR.to_vec(),
             },
             // Remote frames: acknowledged, the gauge has no use for them.
             b'r' | b'R' if self.open && !self.listen_only => {
-                if cmd == b'r' { b"z\r".to_vec() } else { b"Z\r".to_vec() }
+                if cmd == b'r' {
+                    b"z\r".to_vec()
+                } else {
+                    b"Z\r".to_vec()
+                }
             }
             _ => ERR.to_vec(),
         }
     }
 
     fn frame_line(&self, f: &CanFrame, now_ms: u64) -> Vec<u8> {
-        let mut s = if f.extended { format!("T{:08X}{}", f.id, f.len) } else { format!("t{:03X}{}", f.id, f.len) };
+        let mut s = if f.extended {
+            format!("T{:08X}{}", f.id, f.len)
+        } else {
+            format!("t{:03X}{}", f.id, f.len)
+        };
         for b in f.payload() {
             s.push_str(&format!("{b:02X}"));
         }
@@ -101,7 +116,12 @@ impl Adapter {
 }
 
 pub fn run(shared: &Shared, mut port: TTYPort) {
-    let mut a = Adapter { bitrate_code: None, open: false, listen_only: false, timestamps: false };
+    let mut a = Adapter {
+        bitrate_code: None,
+        open: false,
+        listen_only: false,
+        timestamps: false,
+    };
     let mut line = Vec::new();
     let mut buf = [0u8; 256];
     while !shared.stop.load(Ordering::Relaxed) {

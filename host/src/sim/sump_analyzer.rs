@@ -153,7 +153,13 @@ fn capture(shared: &Shared, a: &Analyzer, port: &mut TTYPort) -> Capture {
 }
 
 pub fn run(shared: &Shared, mut port: TTYPort) {
-    let mut a = Analyzer { divider: 99, read_count: 4096, delay_count: 4096, flags: 0, stages: [Stage::default(); 4] };
+    let mut a = Analyzer {
+        divider: 99,
+        read_count: 4096,
+        delay_count: 4096,
+        flags: 0,
+        stages: [Stage::default(); 4],
+    };
     let mut pending: Vec<u8> = Vec::new();
     let mut buf = [0u8; 256];
     while !shared.stop.load(Ordering::Relaxed) {
