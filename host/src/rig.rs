@@ -8,9 +8,7 @@ use gauge_logic::supply::SupplyConfig;
 use crate::{
     config::{BoardBackend, FirmwareKind, ProbeBackend, RigConfig},
     dbc::OilTempEncoder,
-    drivers::{
-        lcus::LcusRelay, slcan::SlcanAdapter, sump::SumpAnalyzer, telemetry::SerialTelemetry,
-    },
+    drivers,
     ecu::Ecu,
     instruments::{
         CoreSelect, DebugProbe, InstrumentError, PowerSwitch, ProbeError, PulseMeter, TelemetryPort,
@@ -110,21 +108,17 @@ impl Rig {
                 },
             ),
         };
-        let can = SlcanAdapter::open(&ports.slcan, config.can.bitrate, config.can.s7_is_750k)?;
-        let meter = SumpAnalyzer::open(
-            &ports.sump,
-            config.pulse_meter.channel,
-            config.pulse_meter.sample_rate_hz,
-        )?;
-        let power = LcusRelay::open(&ports.relay, config.power.channel)?;
-        let telemetry = SerialTelemetry::open(&ports.telemetry, config.telemetry.baud)?;
+        let can = drivers::open_can(&config.can, &ports.slcan)?;
+        let meter = drivers::open_pulse_meter(&config.pulse_meter, &ports.sump)?;
+        let power = drivers::open_power(&config.power, &ports.relay)?;
+        let telemetry = drivers::open_telemetry(&config.telemetry, &ports.telemetry)?;
         let probe: Option<Box<dyn DebugProbe>> = match (config.probe.backend, &bench) {
             (ProbeBackend::Simulated, Some(b)) => {
                 Some(Box::new(SimulatedProbe::new(b.shared.clone())))
             }
             _ => None,
         };
-        let ecu = Ecu::start(Box::new(can), encoder).map_err(RigError::Simulation)?;
+        let ecu = Ecu::start(can, encoder).map_err(RigError::Simulation)?;
         let firmware = FirmwareIdentity {
             name: match config.firmware_kind {
                 FirmwareKind::Logic => "gauge-logic (host build on the simulated board)".into(),
@@ -138,10 +132,10 @@ impl Rig {
         let mut rig = Self {
             config,
             ecu,
-            meter: Box::new(meter),
-            power: Box::new(power),
+            meter,
+            power,
             probe,
-            telemetry: Box::new(telemetry),
+            telemetry,
             firmware,
             powered_at: None,
             bench,
