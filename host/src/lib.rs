@@ -6,6 +6,7 @@ pub mod config;
 pub mod dbc;
 pub mod drivers;
 pub mod ecu;
+pub mod elf;
 pub mod instruments;
 pub mod report;
 pub mod rig;

@@ -85,9 +85,20 @@ pub enum ProbeError {
 /// The debug probe on the board's SWD port.
 pub trait DebugProbe: Send {
     fn attach(&mut self, core: CoreSelect) -> Result<(), ProbeError>;
+    /// Connect under reset ("hardware reset" mode): NRST asserted while attaching, so the
+    /// firmware cannot run before the debugger holds the core.
+    fn attach_under_reset(&mut self, core: CoreSelect) -> Result<(), ProbeError>;
+    /// Drives the probe's NRST line (held across a power cycle for ST's recovery procedure).
+    fn hold_reset(&mut self, asserted: bool) -> Result<(), ProbeError>;
     fn read_u32(&mut self, address: u32) -> Result<u32, ProbeError>;
+    /// Reads `buf.len()` bytes from `address`.
+    fn read_memory(&mut self, address: u32, buf: &mut [u8]) -> Result<(), ProbeError>;
     /// System reset of the target (the PWR_CR3 latch survives it).
     fn reset(&mut self) -> Result<(), ProbeError>;
+    /// Erases all of the flash (both banks).
+    fn mass_erase(&mut self) -> Result<(), ProbeError>;
+    /// Downloads the ELF's loadable segments, verifies them and resets the target.
+    fn flash_elf(&mut self, elf: &std::path::Path) -> Result<(), ProbeError>;
     fn detach(&mut self);
     fn describe(&self) -> String;
 }

@@ -52,6 +52,10 @@ impl Default for OptionBytes {
 
 enum Core {
     Off,
+    /// NRST held: the core does not run, the debug port answers.
+    HeldInReset,
+    /// Erased flash: nothing runs, PWR_CR3 keeps its power-on default.
+    Blank,
     /// CM7 boot disabled in the option bytes: nothing of ours runs.
     Cm7Disabled,
     /// The supply choice cut Vcore.
@@ -77,7 +81,11 @@ struct Running {
 pub struct LogicBoard {
     wiring: SupplyConfig,
     pub option_bytes: OptionBytes,
-    firmware: LogicFirmware,
+    /// `None`: flash erased.
+    firmware: Option<LogicFirmware>,
+    /// Program flash (bank 1) as downloaded: (address, bytes).
+    program: Vec<crate::elf::Segment>,
+    reset_held: bool,
     pwr: PwrLatch,
     pub flash: FlashModel,
     core: Core,
@@ -91,7 +99,9 @@ impl LogicBoard {
         Self {
             wiring,
             option_bytes: OptionBytes::default(),
-            firmware,
+            firmware: Some(firmware),
+            program: Vec::new(),
+            reset_held: false,
             pwr: PwrLatch::power_on(),
             flash: FlashModel::new(STORAGE_OFFSETS),
             core: Core::Off,
@@ -100,19 +110,26 @@ impl LogicBoard {
         }
     }
 
-    pub fn firmware(&self) -> LogicFirmware {
+    pub fn firmware(&self) -> Option<LogicFirmware> {
         self.firmware
     }
 
     /// Runs the firmware from its reset vector up to the main loop.
     fn start_firmware(&mut self, now_us: u64) {
+        if self.reset_held {
+            self.core = Core::HeldInReset;
+            return;
+        }
         if self.option_bytes.optsr & OPTSR_BCM7 == 0 {
             self.core = Core::Cm7Disabled;
             return;
         }
+        let Some(firmware) = self.firmware else {
+            self.core = Core::Blank;
+            return;
+        };
         // embassy's init: the supply first, then it waits for ACTVOSRDY.
-        self.pwr
-            .write_cr3(self.firmware.supply.cr3_bits(), self.wiring);
+        self.pwr.write_cr3(firmware.supply.cr3_bits(), self.wiring);
         match self.pwr.outcome {
             SupplyOutcome::LockUp => {
                 self.core = Core::LockedUp;
@@ -174,8 +191,8 @@ impl SimulatedTarget for LogicBoard {
     }
 
     fn reset(&mut self, now_us: u64) {
-        if matches!(self.core, Core::Off | Core::LockedUp) {
-            return; // no Vcore: reset does nothing useful
+        if matches!(self.core, Core::Off | Core::LockedUp | Core::HeldInReset) {
+            return; // no Vcore, or NRST still held
         }
         self.start_firmware(now_us);
     }
@@ -263,6 +280,20 @@ impl SimulatedTarget for LogicBoard {
             FLASH_BOOT7_CUR => self.option_bytes.boot7,
             FLASH_BOOT4_CUR => self.option_bytes.boot4,
             DBGMCU_IDCODE => 0x1000_6450,
+            a if (0x0800_0000..0x0810_0000).contains(&a) => {
+                let mut word = [0xFFu8; 4];
+                for (i, b) in word.iter_mut().enumerate() {
+                    let at = a + i as u32;
+                    if let Some(seg) = self
+                        .program
+                        .iter()
+                        .find(|s| (s.address..s.address + s.data.len() as u32).contains(&at))
+                    {
+                        *b = seg.data[(at - seg.address) as usize];
+                    }
+                }
+                u32::from_le_bytes(word)
+            }
             a if storage.contains(&a) && a % 4 == 0 => {
                 let offset = a - storage.start + STORAGE_OFFSETS.start;
                 let b = self
@@ -279,7 +310,7 @@ impl SimulatedTarget for LogicBoard {
         FirmwareIdentity {
             name: "gauge-logic (host build, simulated board)".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            supply: Some(self.firmware.supply.name().into()),
+            supply: self.firmware.map(|f| f.supply.name().into()),
             sha256: None,
         }
     }
@@ -287,10 +318,48 @@ impl SimulatedTarget for LogicBoard {
     fn load_firmware(&mut self, image: &FirmwareImage) -> Result<(), String> {
         match image {
             FirmwareImage::Logic(fw) => {
-                self.firmware = *fw;
+                self.firmware = Some(*fw);
+                Ok(())
+            }
+            FirmwareImage::Blank => {
+                self.firmware = None;
                 Ok(())
             }
         }
+    }
+
+    fn set_reset_held(&mut self, held: bool, now_us: u64) {
+        let was = self.reset_held;
+        self.reset_held = held;
+        if matches!(self.core, Core::Off | Core::LockedUp) {
+            return; // no Vcore: NRST changes nothing until the next power-on
+        }
+        if held && !was {
+            self.core = Core::HeldInReset;
+        } else if !held && was {
+            self.start_firmware(now_us);
+        }
+    }
+
+    fn mass_erase(&mut self) {
+        self.flash = FlashModel::new(STORAGE_OFFSETS);
+        self.program.clear();
+        self.firmware = None;
+    }
+
+    fn load_program(&mut self, segments: &[crate::elf::Segment]) -> Result<(), String> {
+        for s in segments {
+            let end = s.address as u64 + s.data.len() as u64;
+            if s.address < 0x0800_0000 || end > 0x0810_0000 {
+                return Err(format!(
+                    "segment at {:#010x} ({} bytes) is outside flash bank 1",
+                    s.address,
+                    s.data.len()
+                ));
+            }
+        }
+        self.program = segments.to_vec();
+        Ok(())
     }
 }
 

@@ -64,6 +64,28 @@ pub trait SimulatedTarget: Send {
     fn identity(&self) -> FirmwareIdentity;
     /// Programs a new firmware image, as a debugger's flash download does; runs from the next reset.
     fn load_firmware(&mut self, image: &FirmwareImage) -> Result<(), String>;
+    /// NRST held (true) or released (false). While held the core does not run; releasing it
+    /// starts the firmware, as a reset does.
+    fn set_reset_held(&mut self, held: bool, now_us: u64);
+    /// Erases all flash: program, storage; the firmware becomes [`FirmwareImage::Blank`].
+    fn mass_erase(&mut self);
+    /// Programs segments into the program flash (bank 1), as a flash download does.
+    fn load_program(&mut self, segments: &[crate::elf::Segment]) -> Result<(), String>;
+    /// Reads `buf.len()` bytes at `address` through the debug port.
+    fn debug_read(
+        &self,
+        core: CoreSelect,
+        address: u32,
+        buf: &mut [u8],
+    ) -> Result<(), DebugAccessError> {
+        for (i, chunk) in buf.chunks_mut(4).enumerate() {
+            let word = self
+                .debug_read_u32(core, address + 4 * i as u32)?
+                .to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
+        }
+        Ok(())
+    }
 }
 
 /// A firmware image a simulated target can be loaded with.
@@ -71,4 +93,6 @@ pub trait SimulatedTarget: Send {
 pub enum FirmwareImage {
     /// The host-built gauge logic with its build options.
     Logic(super::logic_board::LogicFirmware),
+    /// Erased flash: the core finds no vector table and runs nothing (PWR_CR3 untouched).
+    Blank,
 }
