@@ -48,6 +48,70 @@ enum Command {
         #[arg(long)]
         rig: Option<PathBuf>,
     },
+    /// ST's supply lock-up recovery: connect under reset, mass erase (--erase), power-cycle,
+    /// verify PWR_CR3, optionally flash (ELF path, or logic:<supply> on the simulated bench) and
+    /// re-run the power-cycle check.
+    Recover {
+        #[arg(long)]
+        rig: Option<PathBuf>,
+        /// Confirms the mass erase of both flash banks
+        #[arg(long)]
+        erase: bool,
+        /// Firmware to flash afterwards: an ELF, or logic:<supply> on the simulated bench
+        #[arg(long)]
+        flash: Option<host::recover::FlashImage>,
+    },
+    /// Repeat the power-cycle check N times; counts and min/median/max of boot-to-attach and
+    /// power-on-to-first-pulse times.
+    Soak {
+        #[arg(long)]
+        rig: Option<PathBuf>,
+        #[arg(long, default_value_t = 100)]
+        cycles: usize,
+        /// Supply off time per cycle [default: the rig config's power.off_ms]
+        #[arg(long)]
+        off_ms: Option<u64>,
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+    },
+    /// Start the simulated bench on its own (board powered on), print its instruments'
+    /// pseudo-terminals and run until Ctrl-C.
+    Sim {
+        /// Rig config [default: $GAUGE_RIG, else rig-config/sim.toml]
+        #[arg(long)]
+        rig: Option<PathBuf>,
+    },
+    /// List serial ports (USB vendor:product, serial, manufacturer, /dev/serial/by-id names)
+    /// and debug probes (serial numbers), to help write a rig config. Needs nothing attached.
+    List,
+    /// Check each instrument of a bench: open it, identify it, print a table. Switches the
+    /// supply on first (like `run`) so the board can answer. Exit 0 when all are ok, else 1.
+    Doctor {
+        /// Rig config [default: $GAUGE_RIG, else rig-config/sim.toml]
+        #[arg(long)]
+        rig: Option<PathBuf>,
+        /// Only open the power switch; do not switch the supply on
+        #[arg(long)]
+        no_power: bool,
+    },
+    /// Flash a firmware ELF through the bench's probe: attach to the Cortex-M7 (under reset
+    /// when configured or when a normal attach fails), download with verify, reset. On the
+    /// simulated bench each run starts a fresh simulated board, so it mostly proves the
+    /// command path.
+    Flash {
+        /// Rig config [default: $GAUGE_RIG, else rig-config/sim.toml]
+        #[arg(long)]
+        rig: Option<PathBuf>,
+        /// The board ELF (firmware/build.sh writes
+        /// firmware/target/thumbv7em-none-eabihf/release/firmware)
+        elf: PathBuf,
+        /// Connect under reset (NRST held while attaching) right away
+        #[arg(long)]
+        under_reset: bool,
+        /// Leave the supply as it is instead of switching it on first
+        #[arg(long)]
+        no_power: bool,
+    },
 }
 
 fn repo_path(rel: &str) -> PathBuf {
@@ -135,7 +199,11 @@ impl Progress for Console {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                // probe-rs's per-driver listing warnings (one per probe kind when USB is not
+                // visible) are noise; the rig says itself when no probe is found.
+                "warn,probe_rs::probe=error".into()
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -193,6 +261,57 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Recover { rig, erase, flash } => host::recover::cli(
+            &rig.unwrap_or_else(app::default_rig_path),
+            &host::recover::RecoverOptions { erase, flash },
+        ),
+        Command::Soak {
+            rig,
+            cycles,
+            off_ms,
+            reports,
+        } => {
+            let rig = rig.unwrap_or_else(app::default_rig_path);
+            let off = match off_ms {
+                Some(ms) => ms,
+                None => match RigConfig::load(&rig) {
+                    Ok(c) => c.power.off_ms,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            let check = host::checks::PowerCycleCheck {
+                off: std::time::Duration::from_millis(off),
+                celsius: 40.0,
+                pulse_us: 1000.0,
+                tolerance_us: 4.0,
+                settle_timeout: std::time::Duration::from_secs(3),
+            };
+            host::soak::cli(&rig, cycles, check, &reports)
+        }
+        Command::Sim { rig } => host::sim_cmd::cli(&rig.unwrap_or_else(app::default_rig_path)),
+        Command::List => host::commands::list::cli(),
+        Command::Doctor { rig, no_power } => host::commands::doctor::cli(
+            &rig.unwrap_or_else(app::default_rig_path),
+            host::commands::doctor::DoctorOptions {
+                power_on: !no_power,
+            },
+        ),
+        Command::Flash {
+            rig,
+            elf,
+            under_reset,
+            no_power,
+        } => host::commands::flash::cli(
+            &rig.unwrap_or_else(app::default_rig_path),
+            &elf,
+            host::commands::flash::FlashOptions {
+                under_reset,
+                no_power,
+            },
+        ),
         Command::Check { paths, rig } => {
             let mut bad = 0;
             let rig = rig.unwrap_or_else(app::default_rig_path);

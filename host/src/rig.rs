@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use gauge_logic::supply::SupplyConfig;
 
 use crate::{
-    config::{BoardBackend, FirmwareKind, ProbeBackend, RigConfig},
+    config::{BoardBackend, CanAdapterKind, FirmwareKind, ProbeBackend, RigConfig},
     dbc::OilTempEncoder,
     drivers,
     ecu::Ecu,
@@ -77,47 +77,43 @@ impl Rig {
 
     /// Brings the bench up: simulated instruments if any, drivers, power on, firmware under test.
     pub fn open(config: RigConfig, encoder: OilTempEncoder) -> Result<Self, RigError> {
+        let mut rig = Self::open_instruments(config, encoder)?;
+        rig.bring_up()?;
+        Ok(rig)
+    }
+
+    /// The instruments only: nothing is switched on or flashed (for recovery, which must find
+    /// the board as it is).
+    pub fn open_instruments(config: RigConfig, encoder: OilTempEncoder) -> Result<Self, RigError> {
         let (bench, ports) = match config.backend {
             BoardBackend::Simulated => {
-                let mut option_bytes = OptionBytes::default();
-                if !config.option_bytes.bcm7 {
-                    option_bytes.optsr &= !OPTSR_BCM7;
-                }
-                if !config.option_bytes.bcm4 {
-                    option_bytes.optsr &= !OPTSR_BCM4;
-                }
-                let bench = SimulatedBench::start(SimulatedBenchConfig {
-                    wiring: config.wiring,
-                    preloaded: LogicFirmware {
-                        supply: config.preloaded_supply,
-                    },
-                    option_bytes,
-                    relay_channel: config.power.channel,
-                })
-                .map_err(RigError::Simulation)?;
+                let bench = SimulatedBench::start(simulated_bench_config(&config))
+                    .map_err(RigError::Simulation)?;
                 let ports = bench.ports.clone();
                 (Some(bench), ports)
             }
             BoardBackend::Hardware => (
                 None,
                 SimulatedPorts {
-                    slcan: config.can.port.clone(),
+                    slcan: config.can.port.clone().unwrap_or_default(),
                     sump: config.pulse_meter.port.clone(),
-                    relay: config.power.port.clone(),
+                    // Only serial switches have a port; command and sysfs switches ignore it.
+                    relay: config.power.port.clone().unwrap_or_default(),
                     telemetry: config.telemetry.port.clone(),
                 },
             ),
         };
-        let can = drivers::open_can(&config.can, &ports.slcan)?;
+        // slcan: the serial device (the pty on the simulated bench); socketcan: the interface,
+        // which the simulated bench bridges to its board.
+        let can_port = match config.can.adapter {
+            CanAdapterKind::Slcan => ports.slcan.clone(),
+            CanAdapterKind::Socketcan => config.can.interface.clone().unwrap_or_default(),
+        };
+        let can = drivers::open_can(&config.can, &can_port)?;
         let meter = drivers::open_pulse_meter(&config.pulse_meter, &ports.sump)?;
         let power = drivers::open_power(&config.power, &ports.relay)?;
         let telemetry = drivers::open_telemetry(&config.telemetry, &ports.telemetry)?;
-        let probe: Option<Box<dyn DebugProbe>> = match (config.probe.backend, &bench) {
-            (ProbeBackend::Simulated, Some(b)) => {
-                Some(Box::new(SimulatedProbe::new(b.shared.clone())))
-            }
-            _ => None,
-        };
+        let probe = open_probe(&config, bench.as_ref())?;
         let ecu = Ecu::start(can, encoder).map_err(RigError::Simulation)?;
         let firmware = FirmwareIdentity {
             name: match config.firmware_kind {
@@ -127,9 +123,12 @@ impl Rig {
             version: env!("CARGO_PKG_VERSION").into(),
             supply: (config.firmware_kind == FirmwareKind::Logic)
                 .then(|| config.firmware_supply.name().to_string()),
-            sha256: None,
+            sha256: config
+                .firmware_elf
+                .as_deref()
+                .and_then(|p| crate::elf::sha256_hex(p).ok()),
         };
-        let mut rig = Self {
+        Ok(Self {
             config,
             ecu,
             meter,
@@ -139,9 +138,7 @@ impl Rig {
             firmware,
             powered_at: None,
             bench,
-        };
-        rig.bring_up()?;
-        Ok(rig)
+        })
     }
 
     /// Power on and, on the simulated board, flash the firmware under test over whatever the
@@ -151,31 +148,117 @@ impl Rig {
         self.powered_at = Some(Instant::now());
         std::thread::sleep(Duration::from_millis(self.config.power.settle_ms));
         if self.config.firmware_kind == FirmwareKind::Logic {
-            let image = FirmwareImage::Logic(LogicFirmware {
-                supply: self.config.firmware_supply,
-            });
             let bench = self.bench.as_ref().ok_or_else(|| {
                 RigError::Setup("firmware.kind = \"logic\" needs the simulated bench".into())
             })?;
-            let mut probe = SimulatedProbe::new(bench.shared.clone());
-            probe.attach(CoreSelect::Cm7).map_err(|e| {
-                RigError::Setup(format!(
-                    "bring-up: cannot attach to the board to load the firmware under test ({e}); the preloaded firmware may have locked it up: run recovery"
-                ))
-            })?;
-            probe.flash(&image)?;
-            probe.detach();
+            load_logic_firmware(&self.config, bench)?;
         }
         Ok(())
     }
 
-    /// Cuts the supply for `off`, restores it and waits the configured settle time.
-    pub fn power_cycle(&mut self, off: Duration) -> Result<(), InstrumentError> {
+    /// Switches the supply off and, when there is a probe, waits until the board stops
+    /// answering it (a relay's command latency is not a power cut). Returns how long that took.
+    pub fn power_off_confirmed(&mut self) -> Result<Duration, RigError> {
+        const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
         self.power.set_power(false)?;
+        let sent = Instant::now();
+        let Some(probe) = self.probe.as_mut() else {
+            return Ok(Duration::ZERO);
+        };
+        loop {
+            let answers =
+                probe.attach(CoreSelect::Cm7).is_ok() || probe.attach(CoreSelect::Cm4).is_ok();
+            probe.detach();
+            if !answers {
+                return Ok(sent.elapsed());
+            }
+            if sent.elapsed() > CONFIRM_TIMEOUT {
+                return Err(RigError::Setup(format!(
+                    "{}: the board still answers the probe {CONFIRM_TIMEOUT:?} after the off command: the switch does not cut the supply (check its wiring, channel and that the board is not also powered from the ST-LINK USB)",
+                    self.power.describe()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Cuts the supply (confirmed) for `off`, restores it and waits the configured settle time.
+    pub fn power_cycle(&mut self, off: Duration) -> Result<(), RigError> {
+        self.power_off_confirmed()?;
         std::thread::sleep(off);
         self.power.set_power(true)?;
         self.powered_at = Some(Instant::now());
         std::thread::sleep(Duration::from_millis(self.config.power.settle_ms));
         Ok(())
     }
+}
+
+/// The debug probe a rig config names: the simulated bench's in-process probe, or a real one
+/// through probe-rs, looked up on USB now and, if it is not there yet (a probe powered by the
+/// bench's power switch), again at its first attach.
+pub fn open_probe(
+    config: &RigConfig,
+    bench: Option<&SimulatedBench>,
+) -> Result<Option<Box<dyn DebugProbe>>, RigError> {
+    Ok(match (config.probe.backend, bench) {
+        (ProbeBackend::Simulated, Some(b)) => Some(Box::new(SimulatedProbe::new(b.shared.clone()))),
+        (ProbeBackend::ProbeRs, _) => Some(Box::new(
+            crate::drivers::probe_rs::ProbeRsProbe::open_or_defer(&config.probe)
+                .map_err(ProbeError::from)?,
+        )),
+        (ProbeBackend::Simulated, None) | (ProbeBackend::None, _) => None,
+    })
+}
+
+/// What the simulated bench simulates for a rig config (`board.backend = "simulated"`).
+pub fn simulated_bench_config(config: &RigConfig) -> SimulatedBenchConfig {
+    let mut option_bytes = OptionBytes::default();
+    if !config.option_bytes.bcm7 {
+        option_bytes.optsr &= !OPTSR_BCM7;
+    }
+    if !config.option_bytes.bcm4 {
+        option_bytes.optsr &= !OPTSR_BCM4;
+    }
+    SimulatedBenchConfig {
+        wiring: config.wiring,
+        preloaded: LogicFirmware {
+            supply: config.preloaded_supply,
+        },
+        option_bytes,
+        relay_channel: config.power.channel,
+        // The board's bus on a real SocketCAN interface (vcan0) instead of the slcan pty.
+        can_interface: match config.can.adapter {
+            CanAdapterKind::Socketcan => config.can.interface.clone(),
+            CanAdapterKind::Slcan => None,
+        },
+    }
+}
+
+/// Loads the firmware under test (the host-built gauge logic, `firmware.kind = "logic"`) into
+/// a powered simulated board through the in-process probe: a reset, not a power cycle.
+pub fn load_logic_firmware(config: &RigConfig, bench: &SimulatedBench) -> Result<(), RigError> {
+    let image = FirmwareImage::Logic(LogicFirmware {
+        supply: config.firmware_supply,
+    });
+    let mut probe = SimulatedProbe::new(bench.shared.clone());
+    // Through the Cortex-M7 if it answers, else through the Cortex-M4 (AP 3 reaches the same
+    // flash: a board with BCM7 = 0 can still be programmed).
+    if probe.attach(CoreSelect::Cm7).is_err() && probe.attach(CoreSelect::Cm4).is_err() {
+        let ctx = crate::diagnosis::Context {
+            wiring: config.wiring,
+            rig_path: config.path.clone(),
+            firmware_supply: Some(config.preloaded_supply),
+        };
+        let diagnosis = ctx.no_cm7(&mut probe);
+        return Err(RigError::Setup(format!(
+            "bring-up: the board does not answer the probe, so the firmware under test cannot be loaded. {diagnosis}"
+        )));
+    }
+    probe.flash(&image)?;
+    // The real ELF's bytes into the program flash, so the power-cycle check can verify them.
+    if let Some(elf) = config.firmware_elf.as_deref().filter(|p| p.exists()) {
+        probe.flash_elf(elf)?;
+    }
+    probe.detach();
+    Ok(())
 }

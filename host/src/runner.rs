@@ -11,11 +11,11 @@ use gauge_logic::{
 };
 
 use crate::{
+    diagnosis,
     instruments::{CoreSelect, InstrumentError, ProbeError},
     report::{Measurement, Outcome, ScenarioReport, SettleSummary, StepReport},
     rig::Rig,
     scenario::{Scenario, Step},
-    sim::logic_board::{FLASH_OPTSR_CUR, OPTSR_BCM7},
 };
 
 /// Pulses per capture. Captures follow each other without missing a pulse, so the settle check
@@ -26,13 +26,9 @@ const STABLE_US: f64 = 2.0;
 const TELEMETRY_TIMEOUT: Duration = Duration::from_millis(2500);
 const PWM_PERIOD_MS: f64 = 20.0;
 
-pub const SUPPLY_RECOVERY: &str = "Recovery (ST's procedure for a supply lock-up): 1) hold NRST (or boot with BOOT0 high into the system bootloader) while applying power, and connect under reset (hardware reset mode); 2) mass-erase the flash; 3) power-cycle once more, because the bootloader or earlier firmware may have latched PWR_CR3; 4) fix the supply choice in the firmware (Direct SMPS on a NUCLEO-H755ZI-Q: embassy `config.rcc.supply_config = SupplyConfig::DirectSMPS`, gauge-logic `FIRMWARE_SUPPLY`) and flash it again.";
-
-pub const M7_BOOT_RECOVERY: &str = "Recovery: attach through access port 3 (Cortex-M4), set BCM7 in the option bytes (FLASH_OPTSR_PRG bit 23) with STM32CubeProgrammer or a probe script, and power-cycle; keep both cores' boot enabled during development.";
-
 /// Per-scenario memory between steps.
 #[derive(Default)]
-struct ScenarioState {
+pub(crate) struct ScenarioState {
     /// The needle position last measured.
     last_pulse_us: Option<f64>,
     /// A set-point waiting for its expect_pulse, and the needle position before it.
@@ -43,15 +39,26 @@ struct ScenarioState {
     settle_count: usize,
 }
 
-struct StepResult {
-    outcome: Outcome,
-    measurements: Vec<Measurement>,
-    message: Option<String>,
-    diagnosis: Option<String>,
+impl ScenarioState {
+    /// The needle position is unknown (after a power cut or reset).
+    pub(crate) fn forget_needle(&mut self) {
+        self.last_pulse_us = None;
+    }
+
+    pub(crate) fn set_needle(&mut self, us: f64) {
+        self.last_pulse_us = Some(us);
+    }
+}
+
+pub(crate) struct StepResult {
+    pub(crate) outcome: Outcome,
+    pub(crate) measurements: Vec<Measurement>,
+    pub(crate) message: Option<String>,
+    pub(crate) diagnosis: Option<String>,
 }
 
 impl StepResult {
-    fn judged(measurements: Vec<Measurement>) -> Self {
+    pub(crate) fn judged(measurements: Vec<Measurement>) -> Self {
         let outcome = if measurements.iter().all(|m| m.outcome == Outcome::Pass) {
             Outcome::Pass
         } else {
@@ -64,10 +71,10 @@ impl StepResult {
             diagnosis: None,
         }
     }
-    fn pass() -> Self {
+    pub(crate) fn pass() -> Self {
         Self::judged(Vec::new())
     }
-    fn error(message: impl Into<String>) -> Self {
+    pub(crate) fn error(message: impl Into<String>) -> Self {
         Self {
             outcome: Outcome::Error,
             measurements: Vec::new(),
@@ -75,7 +82,7 @@ impl StepResult {
             diagnosis: None,
         }
     }
-    fn fail(measurements: Vec<Measurement>, message: impl Into<String>) -> Self {
+    pub(crate) fn fail(measurements: Vec<Measurement>, message: impl Into<String>) -> Self {
         Self {
             outcome: Outcome::Fail,
             measurements,
@@ -83,14 +90,14 @@ impl StepResult {
             diagnosis: None,
         }
     }
-    fn with_message(mut self, m: impl Into<String>) -> Self {
+    pub(crate) fn with_message(mut self, m: impl Into<String>) -> Self {
         self.message = Some(m.into());
         self
     }
 }
 
 /// An instrument error: the DUT misbehaving (no signal, no answer) is a fail, the rig failing is an error.
-fn from_instrument(e: InstrumentError) -> StepResult {
+pub(crate) fn from_instrument(e: InstrumentError) -> StepResult {
     match e {
         InstrumentError::Measurement { .. } | InstrumentError::Timeout { .. } => {
             StepResult::fail(Vec::new(), e.to_string())
@@ -99,7 +106,7 @@ fn from_instrument(e: InstrumentError) -> StepResult {
     }
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
@@ -319,6 +326,27 @@ impl Runner<'_> {
                 }
             }
             Step::ExpectSupply => self.expect_supply(),
+            Step::PowerCycleCheck {
+                off_ms,
+                celsius,
+                us,
+                tolerance_us,
+            } => {
+                let off = Duration::from_millis(off_ms.unwrap_or(self.rig.config.power.off_ms));
+                let check = crate::checks::PowerCycleCheck {
+                    off,
+                    celsius: *celsius,
+                    pulse_us: *us,
+                    tolerance_us: tolerance_us.unwrap_or(d.tolerance_us),
+                    settle_timeout: Duration::from_millis(d.settle_timeout_ms),
+                };
+                self.power_cycle_check(check, state)
+            }
+            Step::PowerCutDuringWrite {
+                after_bytes,
+                delay_ms,
+            } => self.power_cut_during_write(*after_bytes, *delay_ms, state),
+            Step::PowerCutSweep { max_delay_ms } => self.power_cut_sweep(*max_delay_ms, state),
             Step::ExpectBootCount { by } => {
                 let Some(before) = state.last_boot_count else {
                     return StepResult::error(
@@ -347,7 +375,7 @@ impl Runner<'_> {
     }
 
     /// Sleeps in slices so an interrupt is noticed.
-    fn sleep(&self, d: Duration) {
+    pub(crate) fn sleep(&self, d: Duration) {
         let end = Instant::now() + d;
         while !self.abort.load(Ordering::Relaxed) {
             let left = end.saturating_duration_since(Instant::now());
@@ -361,7 +389,7 @@ impl Runner<'_> {
     /// Captures until the last two pulses that began after `after` agree and sit within `tol`
     /// of `target`, or `deadline`. Returns (mean of those two pulses, period, when the first
     /// at-target pulse began).
-    fn settle(
+    pub(crate) fn settle(
         &mut self,
         target: f64,
         tol: f64,
@@ -650,69 +678,63 @@ impl Runner<'_> {
         }
     }
 
-    /// PWR_CR3 supply bits against the wiring and ACTVOSRDY, with a diagnosis when the probe cannot see the CM7.
-    fn expect_supply(&mut self) -> StepResult {
-        let wiring = self.rig.wiring();
+    pub(crate) fn diagnosis_context(&self) -> diagnosis::Context {
+        diagnosis::Context {
+            wiring: self.rig.wiring(),
+            rig_path: self.rig.config.path.clone(),
+            firmware_supply: self
+                .rig
+                .firmware
+                .supply
+                .as_deref()
+                .and_then(SupplyConfig::from_name),
+        }
+    }
+
+    /// PWR_CR3 supply bits against the wiring and ACTVOSRDY, with a diagnosis when the probe
+    /// cannot see the CM7. Returns the measurements so far and whether the supply is right.
+    pub(crate) fn check_supply(
+        &mut self,
+        m: &mut Vec<Measurement>,
+        attach_from: Option<Instant>,
+    ) -> Result<(), StepResult> {
+        let ctx = self.diagnosis_context();
+        let expected = self.rig.wiring().cr3_bits();
         let attach_timeout = Duration::from_millis(self.rig.config.probe.attach_timeout_ms);
-        let powered_at = self.rig.powered_at;
-        let firmware_supply = self.rig.firmware.supply.clone();
         let Some(probe) = self.rig.probe.as_mut() else {
-            return StepResult::error(
-                "this rig has no debug probe (probe.backend = \"none\"): expect_supply needs one",
-            );
+            return Err(StepResult::error(
+                "this rig has no debug probe (probe.backend = \"none\"): supply checks need one",
+            ));
         };
-        let expected = wiring.cr3_bits();
-        let firmware_note = match firmware_supply.as_deref().and_then(SupplyConfig::from_name) {
-            Some(s) => format!(
-                "The firmware under test selects {} ({:#04x}).",
-                s.name(),
-                s.cr3_bits()
-            ),
-            None => {
-                "The firmware's own supply choice is unknown to the rig (run preflight on its ELF)."
-                    .into()
-            }
-        };
-        let attach = attach_with_retry(probe.as_mut(), CoreSelect::Cm7, attach_timeout);
-        let mut m = Vec::new();
-        if let Err(cm7_error) = attach {
-            probe.detach();
-            // Tell "M7 boot disabled" from "supply lock-up" through the Cortex-M4's access port.
-            let diagnosis = match probe.attach(CoreSelect::Cm4).and_then(|_| probe.read_u32(FLASH_OPTSR_CUR)) {
-                Ok(optsr) if optsr & OPTSR_BCM7 == 0 => format!(
-                    "Cortex-M7 boot disabled: the probe reaches the Cortex-M4 (AP 3) but not the Cortex-M7 (AP 0), and FLASH_OPTSR_CUR = {optsr:#010x} has BCM7 = 0. {M7_BOOT_RECOVERY}"
-                ),
-                Ok(optsr) => format!(
-                    "The Cortex-M7 does not answer although BCM7 = 1 (FLASH_OPTSR_CUR = {optsr:#010x}) and the Cortex-M4 does: the CM7 firmware may be stuck with debug disabled. Connect under reset and mass-erase."
-                ),
-                Err(_) => format!(
-                    "Supply lock-up suspected: neither core answers the probe after the power cycle. PWR_CR3 could not be read: expected supply bits {expected:#04x} ({}, the board's wiring in {}), found: unreadable (no debug access). {firmware_note} A supply choice that does not match the wiring is latched at the first write after power-on, so it shows only after a power cycle. {SUPPLY_RECOVERY}",
-                    wiring.name(),
-                    self.rig.config.path
-                ),
-            };
-            probe.detach();
+        if let Err(cm7_error) = attach_with_retry(probe.as_mut(), CoreSelect::Cm7, attach_timeout) {
+            let diagnosis = ctx.no_cm7(probe.as_mut());
             let mut r = StepResult::fail(
-                m,
-                format!("probe cannot attach to the Cortex-M7: {cm7_error}"),
+                std::mem::take(m),
+                format!(
+                    "probe cannot attach to the Cortex-M7 within {attach_timeout:?}: {cm7_error}"
+                ),
             );
             r.diagnosis = Some(diagnosis);
-            return r;
+            return Err(r);
         }
-        if let Some(t) = powered_at {
-            m.push(Measurement::info(
-                "power_on_to_attach",
+        if let Some(t) = attach_from {
+            m.push(Measurement::limited(
+                "boot_to_attach",
                 ms(t.elapsed()),
                 "ms",
+                None,
+                Some(ms(attach_timeout)),
             ));
         }
         let reads = probe
             .read_u32(PWR_CR3_ADDR)
             .and_then(|cr3| Ok((cr3, probe.read_u32(PWR_CSR1_ADDR)?)));
-        probe.detach();
         let (cr3, csr1) = match reads {
             Ok(v) => v,
-            Err(e) => return StepResult::error(e.to_string()),
+            Err(e) => {
+                probe.detach();
+                return Err(StepResult::error(e.to_string()));
+            }
         };
         let found = cr3 & PWR_CR3_SUPPLY_MASK;
         let actvosrdy = csr1 & PWR_CSR1_ACTVOSRDY != 0;
@@ -731,24 +753,37 @@ impl Runner<'_> {
             Some(1.0),
         ));
         m.push(Measurement::info("pwr_cr3", f64::from(cr3), "register"));
-        let mut r = StepResult::judged(m);
-        if r.outcome == Outcome::Fail {
-            let found_name = SupplyConfig::from_cr3(found).map_or(
-                "no valid configuration (power-on default or an invalid combination)",
-                |s| s.name(),
-            );
-            r.diagnosis = Some(format!(
-                "PWR_CR3 = {cr3:#010x}: supply bits expected {expected:#04x} ({}, the board's wiring), found {found:#04x} ({found_name}); PWR_CSR1.ACTVOSRDY = {}. {firmware_note} The firmware writes PWR_CR3 in its clock/PWR init before anything else. {SUPPLY_RECOVERY}",
-                wiring.name(),
-                u8::from(actvosrdy),
+        if found != expected || !actvosrdy {
+            probe.detach();
+            let mut r = StepResult::judged(std::mem::take(m));
+            r.diagnosis = Some(ctx.wrong_supply(cr3, actvosrdy));
+            return Err(r);
+        }
+        Ok(())
+    }
+
+    fn expect_supply(&mut self) -> StepResult {
+        let mut m = Vec::new();
+        let result = self.check_supply(&mut m, None);
+        if let Some(p) = self.rig.probe.as_mut() {
+            p.detach();
+        }
+        if let Some(t) = self.rig.powered_at {
+            m.push(Measurement::info(
+                "power_on_to_check",
+                ms(t.elapsed()),
+                "ms",
             ));
         }
-        r
+        match result {
+            Ok(()) => StepResult::judged(m),
+            Err(r) => r,
+        }
     }
 }
 
 /// Attaches, retrying until `timeout` (the board may still be booting or the ST-LINK re-enumerating).
-fn attach_with_retry(
+pub(crate) fn attach_with_retry(
     probe: &mut dyn crate::instruments::DebugProbe,
     core: CoreSelect,
     timeout: Duration,
@@ -758,7 +793,7 @@ fn attach_with_retry(
         match probe.attach(core) {
             Ok(()) => return Ok(()),
             Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
         }
     }
 }

@@ -120,6 +120,42 @@ pub enum Step {
     ExpectBootCount {
         by: u32,
     },
+    /// Power off for `off_ms`, on again, then verify: the probe attaches to CM7 in time, PWR_CR3
+    /// matches the wiring with ACTVOSRDY = 1, option bytes as the rig config expects, flash equals
+    /// the ELF, the boot counter rose by one and the calibration is unchanged, and `celsius` on the
+    /// broadcast frame gives `us`.
+    PowerCycleCheck {
+        off_ms: Option<u64>,
+        #[serde(default = "default_check_celsius")]
+        celsius: f64,
+        #[serde(default = "default_check_us")]
+        us: f64,
+        tolerance_us: Option<f64>,
+    },
+    /// Cut the power while the firmware writes its boot records (simulated bench: after
+    /// `after_bytes` programmed bytes, random if unset; hardware: `delay_ms` after power-on), then
+    /// check storage is readable and no committed record was lost.
+    PowerCutDuringWrite {
+        after_bytes: Option<usize>,
+        delay_ms: Option<u64>,
+    },
+    /// A power cut at every byte of one boot's record writes in turn (simulated bench), or at
+    /// every millisecond from power-on up to `max_delay_ms` (hardware).
+    PowerCutSweep {
+        #[serde(default = "default_sweep_ms")]
+        max_delay_ms: u64,
+    },
+}
+
+fn default_sweep_ms() -> u64 {
+    20
+}
+
+fn default_check_celsius() -> f64 {
+    40.0
+}
+fn default_check_us() -> f64 {
+    1000.0
 }
 
 fn default_period_ms() -> u64 {
@@ -160,6 +196,9 @@ impl Step {
             Step::Reset => "reset",
             Step::ExpectSupply => "expect_supply",
             Step::ExpectBootCount { .. } => "expect_boot_count",
+            Step::PowerCycleCheck { .. } => "power_cycle_check",
+            Step::PowerCutDuringWrite { .. } => "power_cut_during_write",
+            Step::PowerCutSweep { .. } => "power_cut_sweep",
         }
     }
 }

@@ -26,6 +26,7 @@ fn bench() -> SimulatedBench {
         },
         option_bytes: OptionBytes::default(),
         relay_channel: 1,
+        can_interface: None,
     })
     .expect("bench starts")
 }

@@ -2,9 +2,12 @@
 //! the bench, a pseudo-terminal on the simulated bench).
 
 pub mod lcus;
+pub mod power;
+pub mod probe_rs;
 pub mod pulse;
 pub mod serial;
 pub mod slcan;
+pub mod socketcan;
 pub mod sump;
 pub mod telemetry;
 
@@ -13,16 +16,24 @@ use crate::{
         AnalyzerKind, CanAdapterKind, CanConfig, PowerConfig, PowerSwitchKind, PulseMeterConfig,
         TelemetryConfig,
     },
-    instruments::{CanAdapter, InstrumentResult, PowerSwitch, PulseMeter, TelemetryPort},
+    instruments::{
+        CanAdapter, InstrumentError, InstrumentResult, PowerSwitch, PulseMeter, TelemetryPort,
+    },
 };
 
-/// Opens the CAN adapter a rig config names; `port` is the device (or simulated pty) path.
+/// Opens the CAN adapter a rig config names; `port` is the device (or simulated pty) path for
+/// slcan, the network interface (`can0`, `vcan0`) for socketcan.
 pub fn open_can(config: &CanConfig, port: &str) -> InstrumentResult<Box<dyn CanAdapter>> {
     match config.adapter {
         CanAdapterKind::Slcan => Ok(Box::new(slcan::SlcanAdapter::open(
             port,
             config.bitrate,
             config.s7_is_750k,
+        )?)),
+        CanAdapterKind::Socketcan => Ok(Box::new(socketcan::SocketCanAdapter::open(
+            port,
+            config.fd,
+            config.bitrate,
         )?)),
     }
 }
@@ -33,10 +44,14 @@ pub fn open_pulse_meter(
     port: &str,
 ) -> InstrumentResult<Box<dyn PulseMeter>> {
     match config.analyzer {
-        AnalyzerKind::Sump => Ok(Box::new(sump::SumpAnalyzer::open(
+        AnalyzerKind::Sump => Ok(Box::new(sump::SumpAnalyzer::open_with(
             port,
-            config.channel,
-            config.sample_rate_hz,
+            &sump::SumpOptions {
+                channel: config.channel,
+                sample_rate_hz: config.sample_rate_hz,
+                rle: config.rle,
+                max_jitter_us: config.max_jitter_us,
+            },
         )?)),
     }
 }
@@ -45,6 +60,43 @@ pub fn open_pulse_meter(
 pub fn open_power(config: &PowerConfig, port: &str) -> InstrumentResult<Box<dyn PowerSwitch>> {
     match config.switch {
         PowerSwitchKind::Lcus1 => Ok(Box::new(lcus::LcusRelay::open(port, config.channel)?)),
+        PowerSwitchKind::Command => {
+            let missing = |key: &str| InstrumentError::Open {
+                device: "power switch (command)".into(),
+                reason: format!("power.{key} is missing from the rig config"),
+            };
+            Ok(Box::new(power::command::CommandSwitch::new(
+                config
+                    .on_command
+                    .clone()
+                    .ok_or_else(|| missing("on_command"))?,
+                config
+                    .off_command
+                    .clone()
+                    .ok_or_else(|| missing("off_command"))?,
+                std::time::Duration::from_millis(config.command_timeout_ms),
+            )?))
+        }
+        PowerSwitchKind::Sysfs => {
+            let path = config
+                .sysfs_port
+                .as_deref()
+                .ok_or_else(|| InstrumentError::Open {
+                    device: "power switch (sysfs)".into(),
+                    reason: "power.sysfs_port is missing from the rig config".into(),
+                })?;
+            Ok(Box::new(power::sysfs::SysfsPort::open(path)?))
+        }
+        PowerSwitchKind::Ka3005p => Ok(Box::new(power::korad::Ka3005p::open(
+            port,
+            config.baud.unwrap_or(power::korad::DEFAULT_BAUD),
+            config.voltage,
+        )?)),
+        PowerSwitchKind::Scpi => Ok(Box::new(power::scpi::ScpiSupply::open(
+            port,
+            config.baud.unwrap_or(power::scpi::DEFAULT_BAUD),
+            config.voltage,
+        )?)),
     }
 }
 

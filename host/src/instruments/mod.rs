@@ -26,6 +26,10 @@ pub enum InstrumentError {
     Protocol { device: String, reason: String },
     #[error("{device}: {reason}")]
     Measurement { device: String, reason: String },
+    /// A CAN interface or bus problem (SocketCAN): no kernel support, interface missing or
+    /// down, bus-off, error-passive, no ACK... `reason` says what to check.
+    #[error("{device}: {reason}")]
+    CanBus { device: String, reason: String },
 }
 
 pub type InstrumentResult<T> = Result<T, InstrumentError>;

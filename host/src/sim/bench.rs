@@ -30,6 +30,10 @@ pub struct SimulatedBenchConfig {
     pub option_bytes: OptionBytes,
     /// Relay channel the board's supply hangs on.
     pub relay_channel: u8,
+    /// A SocketCAN interface (e.g. `vcan0`) to bridge the board's bus to, instead of the slcan
+    /// adapter simulator: the host then reaches the board through that interface, and the
+    /// slcan pty answers nothing.
+    pub can_interface: Option<String>,
 }
 
 /// State shared between the bench's threads and the in-process probe.
@@ -38,7 +42,8 @@ pub struct Shared {
     pub(crate) stop: AtomicBool,
     board: Mutex<BoardSlot>,
     pub(crate) pwm: Mutex<PwmTimeline>,
-    /// Frames the board transmitted, for the CAN adapter simulator.
+    /// Frames the board transmitted, for the bus's adapter side: the slcan simulator, or the
+    /// SocketCAN bridge when the bench has one (exactly one of them runs and drains this).
     pub(crate) board_tx: Mutex<VecDeque<CanFrame>>,
     /// Every 4-byte command the relay received, and whether it was accepted.
     pub relay_log: Mutex<Vec<([u8; 4], bool)>>,
@@ -99,7 +104,8 @@ pub struct SimulatedBench {
     pub shared: Arc<Shared>,
     pub ports: SimulatedPorts,
     threads: Vec<JoinHandle<()>>,
-    /// Slave ends kept open so the masters never see a hang-up between host opens.
+    /// Slave ends kept open so the masters never see a hang-up between host opens (and the slcan
+    /// master when the bus is bridged to SocketCAN instead).
     _slaves: Vec<TTYPort>,
 }
 
@@ -143,13 +149,29 @@ impl SimulatedBench {
             .set_timeout(Duration::from_millis(1))
             .map_err(std::io::Error::other)?;
 
+        // Opened before any thread starts, so a failure leaves nothing running.
+        let bridge = match &config.can_interface {
+            Some(interface) => Some(super::socketcan_bridge::open(interface)?),
+            None => None,
+        };
+        let mut unused = Vec::new();
         let mut threads = Vec::new();
         let s = shared.clone();
         threads.push(spawn("sim-board", move || board_loop(&s, tele_m))?);
+        // One adapter on the board's bus drains `board_tx`: the slcan simulator or the bridge.
         let s = shared.clone();
-        threads.push(spawn("sim-slcan", move || {
-            super::slcan_adapter::run(&s, slcan_m)
-        })?);
+        match bridge {
+            None => threads.push(spawn("sim-slcan", move || {
+                super::slcan_adapter::run(&s, slcan_m)
+            })?),
+            Some(socket) => {
+                threads.push(spawn("sim-socketcan", move || {
+                    super::socketcan_bridge::run(&s, socket)
+                })?);
+                // Kept open, unanswered, so the pty path stays valid.
+                unused.push(slcan_m);
+            }
+        }
         let s = shared.clone();
         threads.push(spawn("sim-sump", move || {
             super::sump_analyzer::run(&s, sump_m)
@@ -168,7 +190,10 @@ impl SimulatedBench {
                 telemetry,
             },
             threads,
-            _slaves: vec![slcan_s, sump_s, relay_s, tele_s],
+            _slaves: vec![slcan_s, sump_s, relay_s, tele_s]
+                .into_iter()
+                .chain(unused)
+                .collect(),
         })
     }
 }

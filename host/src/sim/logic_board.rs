@@ -114,6 +114,14 @@ impl LogicBoard {
         self.firmware
     }
 
+    /// A byte of the program flash (erased: 0xFF).
+    fn program_byte(&self, at: u32) -> u8 {
+        self.program
+            .iter()
+            .find(|s| (s.address..s.address + s.data.len() as u32).contains(&at))
+            .map_or(0xFF, |s| s.data[(at - s.address) as usize])
+    }
+
     /// Runs the firmware from its reset vector up to the main loop.
     fn start_firmware(&mut self, now_us: u64) {
         if self.reset_held {
@@ -281,18 +289,7 @@ impl SimulatedTarget for LogicBoard {
             FLASH_BOOT4_CUR => self.option_bytes.boot4,
             DBGMCU_IDCODE => 0x1000_6450,
             a if (0x0800_0000..0x0810_0000).contains(&a) => {
-                let mut word = [0xFFu8; 4];
-                for (i, b) in word.iter_mut().enumerate() {
-                    let at = a + i as u32;
-                    if let Some(seg) = self
-                        .program
-                        .iter()
-                        .find(|s| (s.address..s.address + s.data.len() as u32).contains(&at))
-                    {
-                        *b = seg.data[(at - seg.address) as usize];
-                    }
-                }
-                u32::from_le_bytes(word)
+                u32::from_le_bytes([0, 1, 2, 3].map(|i| self.program_byte(a + i)))
             }
             a if storage.contains(&a) && a % 4 == 0 => {
                 let offset = a - storage.start + STORAGE_OFFSETS.start;
@@ -339,6 +336,39 @@ impl SimulatedTarget for LogicBoard {
         } else if !held && was {
             self.start_firmware(now_us);
         }
+    }
+
+    fn debug_read(
+        &self,
+        core: CoreSelect,
+        address: u32,
+        buf: &mut [u8],
+    ) -> Result<(), DebugAccessError> {
+        if !self.debug_accessible(core) {
+            return Err(DebugAccessError::NoResponse);
+        }
+        let storage = gauge_logic::storage::STORAGE_ADDRESSES;
+        for (i, b) in buf.iter_mut().enumerate() {
+            let at = address.wrapping_add(i as u32);
+            *b = if (0x0800_0000..0x0810_0000).contains(&at) {
+                self.program_byte(at)
+            } else if storage.contains(&at) {
+                self.flash
+                    .read_at(at - storage.start + STORAGE_OFFSETS.start, 1)
+                    .map_err(|_| DebugAccessError::Unmapped(at))?[0]
+            } else {
+                self.debug_read_u32(core, at & !3)?.to_le_bytes()[(at & 3) as usize]
+            };
+        }
+        Ok(())
+    }
+
+    fn arm_storage_power_cut(&mut self, n: Option<usize>) {
+        self.flash.cut_power_after(n);
+    }
+
+    fn storage_bytes_written(&self) -> usize {
+        self.flash.bytes_written + self.flash.erases
     }
 
     fn mass_erase(&mut self) {

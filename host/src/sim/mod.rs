@@ -10,6 +10,7 @@ pub mod probe;
 pub mod pwm;
 pub mod pwr;
 pub mod slcan_adapter;
+pub mod socketcan_bridge;
 pub mod sump_analyzer;
 pub mod target;
 

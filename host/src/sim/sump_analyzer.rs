@@ -1,8 +1,14 @@
 //! SUMP logic-analyzer simulator. Channel 0 probes the servo pin (TIM1_CH1, PE9).
 //!
-//! Implements reset, run, ID (`1ALS`), metadata, divider, read/delay count, flags (channel
-//! groups) and the four-stage parallel trigger (mask/value per stage, a level counter, the
-//! start bit). Samples are taken from the board's pin history and sent newest first.
+//! Implements reset, run, ID (`1ALS`), metadata (protocol version 2), divider, read/delay
+//! count, flags (channel groups, run-length encoding) and the four-stage parallel trigger
+//! (mask/value per stage, a level counter, the start bit). Samples are taken from the board's
+//! pin history and sent newest first.
+//!
+//! With RLE (flags bit 8) the read count counts memory entries: a value, then, if it repeats,
+//! `0x80 | repeats` (top bit of the sample width), at most 127 repeats per count with one
+//! channel group, after which the value is stored again. Pre-trigger entries (read count above
+//! delay count) are approximated as `read - delay` sampling instants before the trigger.
 
 use std::{io::Write, sync::atomic::Ordering, time::Duration};
 
@@ -12,6 +18,62 @@ use super::bench::{lock, Shared};
 
 const CLOCK_HZ: f64 = 100_000_000.0;
 const SAMPLE_MEMORY: u32 = 256 * 1024;
+const FLAG_RLE: u32 = 1 << 8;
+
+/// The analyzer's run-length encoder: entries of `width` bits whose top bit marks a count of
+/// further repeats of the value before it; stops storing at `limit` entries.
+pub struct RleEncoder {
+    flag: u32,
+    run: Option<(u32, u32)>,
+    entries: Vec<u32>,
+    limit: usize,
+}
+
+impl RleEncoder {
+    pub fn new(width_bits: u32, limit: usize) -> Self {
+        Self {
+            flag: 1 << (width_bits.clamp(8, 32) - 1),
+            run: None,
+            entries: Vec::new(),
+            limit,
+        }
+    }
+
+    /// Whether the memory is full.
+    pub fn full(&self) -> bool {
+        self.entries.len() >= self.limit
+    }
+
+    pub fn push(&mut self, sample: u32) {
+        let v = sample & (self.flag - 1);
+        match &mut self.run {
+            Some((cv, n)) if *cv == v && *n < self.flag - 1 => *n += 1,
+            _ => {
+                self.flush();
+                self.run = Some((v, 0));
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some((v, n)) = self.run.take() {
+            for e in [Some(v), (n > 0).then_some(self.flag | n)]
+                .into_iter()
+                .flatten()
+            {
+                if !self.full() {
+                    self.entries.push(e);
+                }
+            }
+        }
+    }
+
+    /// The stored entries, oldest first (the run under way included).
+    pub fn finish(mut self) -> Vec<u32> {
+        self.flush();
+        self.entries
+    }
+}
 
 #[derive(Clone, Copy, Default)]
 struct Stage {
@@ -134,6 +196,9 @@ fn capture(shared: &Shared, a: &Analyzer, port: &mut TTYPort) -> Capture {
     let read = a.read_count.min(SAMPLE_MEMORY);
     let delay = a.delay_count.min(read);
     let first = triggered_at - f64::from(read - delay) * step;
+    if a.flags & FLAG_RLE != 0 {
+        return capture_rle(shared, a, port, first, read as usize);
+    }
     let last = triggered_at + f64::from(delay) * step;
     while (lock(&shared.pwm).known_until_us as f64) < last {
         if shared.stop.load(Ordering::Relaxed) {
@@ -148,6 +213,49 @@ fn capture(shared: &Shared, a: &Analyzer, port: &mut TTYPort) -> Capture {
         let t = first + f64::from(i) * step;
         out.push(u8::from(pwm.level(t as u64)));
         out.extend(std::iter::repeat_n(0u8, bytes_per_sample.saturating_sub(1)));
+    }
+    Capture::Done(out)
+}
+
+/// Samples from `first` on, run-length encoded, until `read` entries are stored; sent newest
+/// first, groups in order within an entry.
+fn capture_rle(
+    shared: &Shared,
+    a: &Analyzer,
+    port: &mut TTYPort,
+    first: f64,
+    read: usize,
+) -> Capture {
+    let step = a.step_us();
+    let groups = a.groups_enabled().max(1);
+    let mut enc = RleEncoder::new(8 * groups as u32, read);
+    let mut t = first;
+    loop {
+        if shared.stop.load(Ordering::Relaxed) {
+            return Capture::Stopped;
+        }
+        {
+            let pwm = lock(&shared.pwm);
+            let known = pwm.known_until_us as f64;
+            while t < known && !enc.full() {
+                enc.push(u32::from(pwm.level(t as u64)));
+                t += step;
+            }
+        }
+        if enc.full() {
+            break;
+        }
+        let mut b = [0u8; 16];
+        if let Ok(n) = std::io::Read::read(port, &mut b) {
+            if b[..n].contains(&0x00) {
+                return Capture::Aborted;
+            }
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let mut out = Vec::with_capacity(read * groups);
+    for e in enc.finish().into_iter().rev() {
+        out.extend_from_slice(&e.to_le_bytes()[..groups]);
     }
     Capture::Done(out)
 }
@@ -193,5 +301,37 @@ pub fn run(shared: &Shared, mut port: TTYPort) {
                 let _ = port.set_timeout(Duration::from_millis(2));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RleEncoder;
+    use crate::drivers::sump::rle_decode;
+
+    fn encode(samples: &[u8], limit: usize) -> Vec<u8> {
+        let mut enc = RleEncoder::new(8, limit);
+        for &s in samples {
+            enc.push(u32::from(s));
+        }
+        enc.finish().into_iter().map(|e| e as u8).collect()
+    }
+
+    #[test]
+    fn encodes_runs_as_value_and_count_and_the_client_decodes_them() {
+        let mut s = vec![1u8; 3];
+        s.push(0);
+        s.extend(std::iter::repeat_n(1u8, 300));
+        let e = encode(&s, 100);
+        // 3 ones, one zero, 300 ones = 128 + 128 + 44.
+        assert_eq!(e, [0x01, 0x82, 0x00, 0x01, 0xFF, 0x01, 0xFF, 0x01, 0xAB]);
+        assert_eq!(rle_decode(&e), s);
+    }
+
+    #[test]
+    fn stops_at_the_memory_size() {
+        let s: Vec<u8> = (0..100).map(|i| (i / 10 % 2) as u8).collect();
+        let e = encode(&s, 7);
+        assert_eq!(e, [0x00, 0x89, 0x01, 0x89, 0x00, 0x89, 0x01]);
     }
 }

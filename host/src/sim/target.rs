@@ -71,6 +71,11 @@ pub trait SimulatedTarget: Send {
     fn mass_erase(&mut self);
     /// Programs segments into the program flash (bank 1), as a flash download does.
     fn load_program(&mut self, segments: &[crate::elf::Segment]) -> Result<(), String>;
+    /// Cuts the supply after the next `n` bytes the firmware programs into its storage
+    /// (`None`: no cut planned). Armed while off, it hits the boot-time record writes.
+    fn arm_storage_power_cut(&mut self, n: Option<usize>);
+    /// Bytes programmed into the storage flash so far (a cut's `n` ranges over these).
+    fn storage_bytes_written(&self) -> usize;
     /// Reads `buf.len()` bytes at `address` through the debug port.
     fn debug_read(
         &self,
