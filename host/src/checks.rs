@@ -7,10 +7,10 @@ use gauge_logic::storage::BootRecords;
 
 use crate::{
     elf,
-    instruments::{CoreSelect, DebugProbe},
+    instruments::{attach_with_retry, CoreSelect, DebugProbe},
     probe_flash::read_records,
     report::Measurement,
-    runner::{attach_with_retry, ms, Runner, ScenarioState, StepResult},
+    runner::{ms, Runner, ScenarioState, StepResult},
     scenario::TempSource,
     sim::logic_board::{FLASH_BOOT4_CUR, FLASH_BOOT7_CUR, FLASH_OPTSR_CUR, OPTSR_BCM4, OPTSR_BCM7},
 };

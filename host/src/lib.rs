@@ -10,6 +10,8 @@ pub mod diagnosis;
 pub mod drivers;
 pub mod ecu;
 pub mod elf;
+#[cfg(feature = "emulator")]
+pub mod emu;
 pub mod instruments;
 pub mod probe_flash;
 pub mod recover;

@@ -112,6 +112,28 @@ enum Command {
         #[arg(long)]
         no_power: bool,
     },
+    /// Boot a firmware ELF in the emulator (feature `emulator`) and refuse it when it writes a
+    /// supply to PWR_CR3 that differs from the board's wiring, programs option bytes that
+    /// disable the Cortex-M7's boot, or never reaches its idle loop. Exit 0 ok, 1 refused,
+    /// 2 error.
+    Preflight {
+        /// A rig config file (its board.wiring), or a named board: nucleo-h755zi-q
+        /// [default: $GAUGE_RIG, else rig-config/sim.toml]
+        #[arg(long)]
+        board: Option<String>,
+        /// The board ELF (firmware/build.sh writes
+        /// firmware/target/thumbv7em-none-eabihf/release/firmware)
+        elf: PathBuf,
+        /// Stop a boot that has not reached idle after this many instructions
+        #[arg(long, default_value_t = 50_000_000)]
+        max_instructions: u64,
+        /// Stop a boot that has not reached idle after this many seconds
+        #[arg(long, default_value_t = 20.0)]
+        timeout_s: f64,
+        /// List the registers the emulator does not model that the boot touched
+        #[arg(long, short)]
+        verbose: bool,
+    },
 }
 
 fn repo_path(rel: &str) -> PathBuf {
@@ -312,6 +334,19 @@ fn main() -> ExitCode {
                 no_power,
             },
         ),
+        Command::Preflight {
+            board,
+            elf,
+            max_instructions,
+            timeout_s,
+            verbose,
+        } => preflight(
+            board.unwrap_or_else(|| app::default_rig_path().display().to_string()),
+            &elf,
+            max_instructions,
+            timeout_s,
+            verbose,
+        ),
         Command::Check { paths, rig } => {
             let mut bad = 0;
             let rig = rig.unwrap_or_else(app::default_rig_path);
@@ -355,4 +390,38 @@ fn main() -> ExitCode {
             ExitCode::from(if bad == 0 { 0 } else { 2 })
         }
     }
+}
+
+#[cfg(feature = "emulator")]
+fn preflight(
+    board: String,
+    elf: &std::path::Path,
+    max_instructions: u64,
+    timeout_s: f64,
+    verbose: bool,
+) -> ExitCode {
+    let Ok(wall_clock) = std::time::Duration::try_from_secs_f64(timeout_s) else {
+        eprintln!("error: --timeout-s {timeout_s}: not a duration");
+        return ExitCode::from(2);
+    };
+    let limits = host::emu::Limits {
+        max_instructions,
+        wall_clock,
+        ..Default::default()
+    };
+    host::emu::preflight::cli(&board, elf, limits, verbose)
+}
+
+#[cfg(not(feature = "emulator"))]
+fn preflight(
+    _board: String,
+    _elf: &std::path::Path,
+    _max_instructions: u64,
+    _timeout_s: f64,
+    _verbose: bool,
+) -> ExitCode {
+    eprintln!(
+        "rig was built without the emulator: cargo build --features emulator (needs cmake and libclang-dev)"
+    );
+    ExitCode::from(2)
 }

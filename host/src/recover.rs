@@ -15,10 +15,10 @@ use gauge_logic::supply::{
 
 use crate::{
     checks::PowerCycleCheck,
-    instruments::{CoreSelect, DebugProbe},
+    instruments::{attach_with_retry, CoreSelect, DebugProbe},
     report::Outcome,
     rig::Rig,
-    runner::{attach_with_retry, Runner},
+    runner::Runner,
     sim::{logic_board::LogicFirmware, probe::SimulatedProbe, target::FirmwareImage},
 };
 
@@ -274,13 +274,7 @@ pub fn recover(rig: &mut Rig, opts: &RecoverOptions, abort: &AtomicBool) -> Reco
 /// procedure, prints each step; exit 0 when recovered, 1 when a step failed, 2 when the rig could not be opened.
 pub fn cli(rig_path: &std::path::Path, opts: &RecoverOptions) -> std::process::ExitCode {
     let abort = AtomicBool::new(false);
-    let opened = crate::config::RigConfig::load(rig_path)
-        .map_err(|e| e.to_string())
-        .and_then(|config| {
-            let encoder = crate::dbc::OilTempEncoder::load(&crate::dbc::default_path())
-                .map_err(|e| e.to_string())?;
-            Rig::open_instruments(config, encoder).map_err(|e| e.to_string())
-        });
+    let opened = Rig::open_path(rig_path, false);
     let mut rig = match opened {
         Ok(r) => r,
         Err(e) => {

@@ -82,6 +82,20 @@ impl Rig {
         Ok(rig)
     }
 
+    /// Loads the rig config at `path` and the shipped DBC, then opens the rig, brought up or
+    /// (`bring_up = false`) with its instruments only. Errors are one readable line.
+    pub fn open_path(path: &std::path::Path, bring_up: bool) -> Result<Self, String> {
+        let config = RigConfig::load(path).map_err(|e| e.to_string())?;
+        let encoder =
+            OilTempEncoder::load(&crate::dbc::default_path()).map_err(|e| e.to_string())?;
+        let opened = if bring_up {
+            Self::open(config, encoder)
+        } else {
+            Self::open_instruments(config, encoder)
+        };
+        opened.map_err(|e| e.to_string())
+    }
+
     /// The instruments only: nothing is switched on or flashed (for recovery, which must find
     /// the board as it is).
     pub fn open_instruments(config: RigConfig, encoder: OilTempEncoder) -> Result<Self, RigError> {
@@ -243,7 +257,11 @@ pub fn load_logic_firmware(config: &RigConfig, bench: &SimulatedBench) -> Result
     let mut probe = SimulatedProbe::new(bench.shared.clone());
     // Through the Cortex-M7 if it answers, else through the Cortex-M4 (AP 3 reaches the same
     // flash: a board with BCM7 = 0 can still be programmed).
-    if probe.attach(CoreSelect::Cm7).is_err() && probe.attach(CoreSelect::Cm4).is_err() {
+    let timeout = Duration::from_millis(config.probe.attach_timeout_ms);
+    // Retried: the supply may come on later than the switch command (relay latency).
+    if crate::instruments::attach_with_retry(&mut probe, CoreSelect::Cm7, timeout).is_err()
+        && probe.attach(CoreSelect::Cm4).is_err()
+    {
         let ctx = crate::diagnosis::Context {
             wiring: config.wiring,
             rig_path: config.path.clone(),

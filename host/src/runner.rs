@@ -12,7 +12,7 @@ use gauge_logic::{
 
 use crate::{
     diagnosis,
-    instruments::{CoreSelect, InstrumentError, ProbeError},
+    instruments::{CoreSelect, InstrumentError},
     report::{Measurement, Outcome, ScenarioReport, SettleSummary, StepReport},
     rig::Rig,
     scenario::{Scenario, Step},
@@ -314,7 +314,11 @@ impl Runner<'_> {
                         "this rig has no debug probe (probe.backend = \"none\"): reset needs one",
                     );
                 };
-                if let Err(e) = attach_with_retry(probe.as_mut(), CoreSelect::Cm7, attach_timeout) {
+                if let Err(e) = crate::instruments::attach_with_retry(
+                    probe.as_mut(),
+                    CoreSelect::Cm7,
+                    attach_timeout,
+                ) {
                     return StepResult::fail(Vec::new(), e.to_string());
                 }
                 let r = probe.reset();
@@ -706,7 +710,9 @@ impl Runner<'_> {
                 "this rig has no debug probe (probe.backend = \"none\"): supply checks need one",
             ));
         };
-        if let Err(cm7_error) = attach_with_retry(probe.as_mut(), CoreSelect::Cm7, attach_timeout) {
+        if let Err(cm7_error) =
+            crate::instruments::attach_with_retry(probe.as_mut(), CoreSelect::Cm7, attach_timeout)
+        {
             let diagnosis = ctx.no_cm7(probe.as_mut());
             let mut r = StepResult::fail(
                 std::mem::take(m),
@@ -778,22 +784,6 @@ impl Runner<'_> {
         match result {
             Ok(()) => StepResult::judged(m),
             Err(r) => r,
-        }
-    }
-}
-
-/// Attaches, retrying until `timeout` (the board may still be booting or the ST-LINK re-enumerating).
-pub(crate) fn attach_with_retry(
-    probe: &mut dyn crate::instruments::DebugProbe,
-    core: CoreSelect,
-    timeout: Duration,
-) -> Result<(), ProbeError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match probe.attach(core) {
-            Ok(()) => return Ok(()),
-            Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(5)),
         }
     }
 }

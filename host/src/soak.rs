@@ -113,13 +113,7 @@ pub fn cli(
     let abort = std::sync::Arc::new(AtomicBool::new(false));
     let flag = abort.clone();
     let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed));
-    let opened = crate::config::RigConfig::load(rig_path)
-        .map_err(|e| e.to_string())
-        .and_then(|config| {
-            let encoder = crate::dbc::OilTempEncoder::load(&crate::dbc::default_path())
-                .map_err(|e| e.to_string())?;
-            Rig::open(config, encoder).map_err(|e| e.to_string())
-        });
+    let opened = Rig::open_path(rig_path, true);
     let mut rig = match opened {
         Ok(r) => r,
         Err(e) => {

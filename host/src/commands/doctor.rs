@@ -12,11 +12,7 @@
 //! On the simulated bench the simulators are started first; on a hardware bench the device
 //! paths of the rig config are opened.
 
-use std::{
-    path::Path,
-    process::ExitCode,
-    time::{Duration, Instant},
-};
+use std::{path::Path, process::ExitCode, time::Duration};
 
 use gauge_logic::supply::{
     SupplyConfig, PWR_CR3_ADDR, PWR_CR3_POWER_ON_DEFAULT, PWR_CR3_SUPPLY_MASK, PWR_CSR1_ACTVOSRDY,
@@ -273,22 +269,6 @@ fn check_telemetry(config: &RigConfig, ports: &SimulatedPorts) -> Row {
     }
 }
 
-/// Attaches, retrying until `timeout` (the board may still be booting).
-fn attach_within(
-    probe: &mut dyn DebugProbe,
-    core: CoreSelect,
-    timeout: Duration,
-) -> Result<(), ProbeError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match probe.attach(core) {
-            Ok(()) => return Ok(()),
-            Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
-}
-
 /// The supply bits of PWR_CR3 against the board's wiring: (ok, text).
 pub fn judge_supply(cr3: u32, csr1: u32, wiring: SupplyConfig) -> (bool, String) {
     let bits = cr3 & PWR_CR3_SUPPLY_MASK;
@@ -367,7 +347,9 @@ fn check_probe(config: &RigConfig, bench: Option<&SimulatedBench>) -> Row {
     };
     let name = probe.describe();
     let attach_timeout = Duration::from_millis(config.probe.attach_timeout_ms);
-    if let Err(e) = attach_within(probe.as_mut(), CoreSelect::Cm7, attach_timeout) {
+    if let Err(e) =
+        crate::instruments::attach_with_retry(probe.as_mut(), CoreSelect::Cm7, attach_timeout)
+    {
         return Row::fail(
             "probe",
             name,

@@ -91,22 +91,6 @@ pub fn preflight(config: &RigConfig, elf: &ElfSummary) -> Result<(), FlashError>
     Ok(())
 }
 
-/// Attaches, retrying until `timeout` (the board may still be booting).
-fn attach_within(
-    probe: &mut dyn DebugProbe,
-    core: CoreSelect,
-    timeout: Duration,
-) -> Result<(), ProbeError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match probe.attach(core) {
-            Ok(()) => return Ok(()),
-            Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
-}
-
 /// Flashes `elf_path` on the bench `config` describes, saying what it does on `out`.
 pub fn flash(
     config: &RigConfig,
@@ -176,7 +160,8 @@ pub fn flash(
         probe.attach_under_reset(CoreSelect::Cm7)?;
         say("attached to the Cortex-M7 under reset".into());
     } else {
-        match attach_within(probe.as_mut(), CoreSelect::Cm7, attach_timeout) {
+        match crate::instruments::attach_with_retry(probe.as_mut(), CoreSelect::Cm7, attach_timeout)
+        {
             Ok(()) => say("attached to the Cortex-M7".into()),
             Err(first) => {
                 say(format!(

@@ -113,3 +113,20 @@ pub trait TelemetryPort: Send {
     fn next_status(&mut self, timeout: Duration) -> InstrumentResult<StatusLine>;
     fn describe(&self) -> String;
 }
+
+/// Attaches, retrying until `timeout`: the board may still be booting, or the ST-LINK
+/// re-enumerating after its USB supply was cut.
+pub fn attach_with_retry(
+    probe: &mut dyn DebugProbe,
+    core: CoreSelect,
+    timeout: Duration,
+) -> Result<(), ProbeError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match probe.attach(core) {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}

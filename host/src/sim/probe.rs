@@ -2,7 +2,12 @@
 
 use std::sync::Arc;
 
-use super::{bench::Shared, target::FirmwareImage};
+use std::sync::MutexGuard;
+
+use super::{
+    bench::{BoardSlot, Shared},
+    target::FirmwareImage,
+};
 use crate::instruments::{CoreSelect, DebugProbe, ProbeError};
 
 pub struct SimulatedProbe {
@@ -22,19 +27,25 @@ impl SimulatedProbe {
         "simulated ST-LINK".into()
     }
 
-    /// Downloads `image` and resets the target, as `probe-rs download` + reset does.
-    pub fn flash(&mut self, image: &FirmwareImage) -> Result<(), ProbeError> {
+    /// The board, when the probe is attached and the core still answers.
+    fn reachable_board(&self) -> Result<(CoreSelect, MutexGuard<'_, BoardSlot>), ProbeError> {
         let core = self
             .attached
             .ok_or(ProbeError::NotAttached { probe: self.name() })?;
-        let now = self.shared.now_us();
-        let mut b = self.shared.board();
+        let b = self.shared.board();
         if !b.powered || !b.target.debug_accessible(core) {
             return Err(ProbeError::NoTarget {
                 probe: self.name(),
                 core,
             });
         }
+        Ok((core, b))
+    }
+
+    /// Downloads `image` and resets the target, as `probe-rs download` + reset does.
+    pub fn flash(&mut self, image: &FirmwareImage) -> Result<(), ProbeError> {
+        let now = self.shared.now_us();
+        let (_, mut b) = self.reachable_board()?;
         b.target
             .load_firmware(image)
             .map_err(|reason| ProbeError::Other {
@@ -98,16 +109,7 @@ impl DebugProbe for SimulatedProbe {
     }
 
     fn mass_erase(&mut self) -> Result<(), ProbeError> {
-        let core = self
-            .attached
-            .ok_or(ProbeError::NotAttached { probe: self.name() })?;
-        let mut b = self.shared.board();
-        if !b.powered || !b.target.debug_accessible(core) {
-            return Err(ProbeError::NoTarget {
-                probe: self.name(),
-                core,
-            });
-        }
+        let (_, mut b) = self.reachable_board()?;
         b.target.mass_erase();
         Ok(())
     }
@@ -176,17 +178,8 @@ impl DebugProbe for SimulatedProbe {
     }
 
     fn reset(&mut self) -> Result<(), ProbeError> {
-        let core = self
-            .attached
-            .ok_or(ProbeError::NotAttached { probe: self.name() })?;
         let now = self.shared.now_us();
-        let mut b = self.shared.board();
-        if !b.powered || !b.target.debug_accessible(core) {
-            return Err(ProbeError::NoTarget {
-                probe: self.name(),
-                core,
-            });
-        }
+        let (_, mut b) = self.reachable_board()?;
         b.target.reset(now);
         Ok(())
     }
