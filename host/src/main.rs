@@ -111,6 +111,9 @@ enum Command {
         /// Leave the supply as it is instead of switching it on first
         #[arg(long)]
         no_power: bool,
+        /// Flash even when the emulated boot check (rig preflight) refuses the ELF
+        #[arg(long)]
+        no_preflight: bool,
     },
     /// Boot a firmware ELF in the emulator (feature `emulator`) and refuse it when it writes a
     /// supply to PWR_CR3 that differs from the board's wiring, programs option bytes that
@@ -326,12 +329,14 @@ fn main() -> ExitCode {
             elf,
             under_reset,
             no_power,
+            no_preflight,
         } => host::commands::flash::cli(
             &rig.unwrap_or_else(app::default_rig_path),
             &elf,
             host::commands::flash::FlashOptions {
                 under_reset,
                 no_power,
+                no_preflight,
             },
         ),
         Command::Preflight {
@@ -400,9 +405,12 @@ fn preflight(
     timeout_s: f64,
     verbose: bool,
 ) -> ExitCode {
-    let Ok(wall_clock) = std::time::Duration::try_from_secs_f64(timeout_s) else {
-        eprintln!("error: --timeout-s {timeout_s}: not a duration");
-        return ExitCode::from(2);
+    let wall_clock = match std::time::Duration::try_from_secs_f64(timeout_s) {
+        Ok(d) if !d.is_zero() => d,
+        _ => {
+            eprintln!("error: --timeout-s {timeout_s}: give a positive number of seconds");
+            return ExitCode::from(2);
+        }
     };
     let limits = host::emu::Limits {
         max_instructions,

@@ -536,6 +536,28 @@ fn emulation_speed() {
     );
 }
 
+#[test]
+fn flash_gate_refuses_the_ldo_elf_and_passes_the_direct_smps_one() {
+    let (Some(direct), Some(ldo)) = (shipped(DIRECT_SMPS_ELF), shipped(LDO_ELF)) else {
+        return;
+    };
+    let config = match host::config::RigConfig::load(&repo("rig-config/sim.toml")) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    match host::emu::preflight::gate(&config, &direct) {
+        Ok(line) => assert!(line.contains("0x04 (direct-smps)"), "{line}"),
+        Err(e) => panic!("direct-smps ELF refused: {e}"),
+    }
+    match host::emu::preflight::gate(&config, &ldo) {
+        Ok(line) => panic!("LDO ELF passed: {line}"),
+        Err(e) => {
+            assert!(e.contains("PWR_CR3"), "{e}");
+            assert!(e.contains("--no-preflight"), "{e}");
+        }
+    }
+}
+
 // ---- the command ---------------------------------------------------------------------------
 
 fn rig(args: &[&str]) -> (i32, String) {
@@ -590,4 +612,6 @@ fn command_exit_codes() {
     let (code, text) = rig(&["preflight", "--board", "no-such-board", &me]);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("nucleo-h755zi-q"), "{text}");
+    let (code, text) = rig(&["preflight", "--timeout-s", "0", &me]);
+    assert_eq!(code, 2, "{text}");
 }

@@ -28,6 +28,8 @@ pub struct FlashOptions {
     pub under_reset: bool,
     /// Leave the supply as it is instead of switching it on first.
     pub no_power: bool,
+    /// Skip the emulated boot check (`rig preflight`, feature `emulator`).
+    pub no_preflight: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +112,13 @@ pub fn flash(
         summary.sha256
     ));
     preflight(config, &summary)?;
+    #[cfg(feature = "emulator")]
+    if opts.no_preflight {
+        say("emulated preflight: skipped (--no-preflight)".into());
+    } else {
+        let line = crate::emu::preflight::gate(config, elf_path).map_err(FlashError::Preflight)?;
+        say(format!("emulated preflight: {line}"));
+    }
     say("preflight: ok".into());
 
     if config.probe.backend == ProbeBackend::None {

@@ -734,7 +734,8 @@ mod tests {
     fn ready_bits_follow_enables() {
         let mut p = Peripherals::new(SupplyConfig::DirectSmps);
         assert_eq!(p.read(RCC_CR, 4, AT) & (1 << 17), 0, "HSERDY without HSEON");
-        p.write(RCC_CR, 4, p.read(RCC_CR, 4, AT) | (1 << 16) | (1 << 24), AT);
+        let cr = p.read(RCC_CR, 4, AT);
+        p.write(RCC_CR, 4, cr | (1 << 16) | (1 << 24), AT);
         let cr = p.read(RCC_CR, 4, AT);
         assert_ne!(cr & (1 << 17), 0);
         assert_ne!(cr & (1 << 25), 0);

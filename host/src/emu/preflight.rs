@@ -426,7 +426,7 @@ fn judge(elf: &Path, board: &Board, limits: &Limits, symbols: Symbols, run: Run)
                 None => counts.push((name, 1)),
             }
         }
-        counts.sort_by(|a, b| b.1.cmp(&a.1));
+        counts.sort_by_key(|c| std::cmp::Reverse(c.1));
         counts.truncate(3);
         findings.push(Finding::NoIdle {
             at: symbols.describe(poll.map_or(run.stop.pc(), |p| p.read_pc)),

@@ -86,7 +86,7 @@ mod tests {
         assert_eq!(s.function_at(0x50), None);
         assert_eq!(
             demangle("_RNvCsaZWQJTCiYu2_8firmware18___cortex_m_rt_main"),
-            "firmware::___cortex_m_rt_main"
+            "firmware::__cortex_m_rt_main"
         );
     }
 }
