@@ -105,6 +105,10 @@ pub struct CanConfig {
     /// slcan `S7`: 750 kbit/s (CANable firmware) instead of LAWICEL's 800 kbit/s.
     #[serde(default)]
     pub s7_is_750k: bool,
+    /// slcan: ask for receive timestamps (`Z1`); adapters without it (early CANable firmware)
+    /// are used without.
+    #[serde(default)]
+    pub timestamps: bool,
     /// socketcan: the CAN network interface, e.g. `"can0"` (on the simulated bench a virtual
     /// one such as `"vcan0"`, which the bench bridges to the simulated board).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -158,3 +158,67 @@ fn sump_driver_measures_the_simulated_servo_and_times_out_without_signal() {
     assert_eq!(c.high_us, vec![900.0; 3]);
     assert_eq!(c.period_us, vec![20_000.0; 2]);
 }
+
+#[test]
+fn slcan_driver_copes_with_early_canable_firmware_lacking_z_f_and_n() {
+    use host::drivers::slcan::SlcanOptions;
+    let (mut fake, slave) = TTYPort::pair().unwrap();
+    fake.set_timeout(Duration::from_millis(5)).unwrap();
+    let path = slave.name().unwrap();
+    let device = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut commands = Vec::new();
+        let end = Instant::now() + Duration::from_secs(3);
+        let mut buf = [0u8; 64];
+        while Instant::now() < end && !commands.contains(&"N".to_string()) {
+            if let Ok(n) = fake.read(&mut buf) {
+                for &b in &buf[..n] {
+                    if b != b'\r' {
+                        seen.push(b);
+                        continue;
+                    }
+                    let cmd = String::from_utf8_lossy(&seen).to_string();
+                    seen.clear();
+                    let reply: &[u8] = match cmd.as_str() {
+                        "" | "C" => b"\x07",
+                        "S6" | "O" => b"\r",
+                        "V" => b"V1013\r",
+                        // What the early firmware lacks; a frame from the bus arrives first.
+                        "Z1" | "F" | "N" => b"t12381122334455667788\r\x07",
+                        other => panic!("unexpected {other:?}"),
+                    };
+                    fake.write_all(reply).unwrap();
+                    commands.push(cmd);
+                }
+            }
+        }
+        // Stay connected while the driver reads the last answer.
+        std::thread::sleep(Duration::from_millis(300));
+        commands
+    });
+    let mut adapter = SlcanAdapter::open_with(
+        &path,
+        500_000,
+        SlcanOptions {
+            s7_is_750k: false,
+            timestamps: true,
+        },
+    )
+    .expect("opens without Z");
+    assert!(!adapter.timestamps());
+    assert_eq!(adapter.version().unwrap(), "V1013");
+    assert_eq!(adapter.status_flags().unwrap(), None);
+    assert_eq!(adapter.serial_number().unwrap(), None);
+    // The frames that arrived during the refused commands were kept.
+    let got = adapter
+        .recv(Duration::from_millis(200))
+        .unwrap()
+        .expect("frame kept");
+    assert_eq!((got.id, got.len), (0x123, 8));
+    drop(adapter);
+    let commands = device.join().unwrap();
+    assert_eq!(
+        &commands[commands.len() - 6..],
+        &["S6", "Z1", "O", "V", "F", "N"]
+    );
+}

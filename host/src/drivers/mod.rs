@@ -25,10 +25,13 @@ use crate::{
 /// slcan, the network interface (`can0`, `vcan0`) for socketcan.
 pub fn open_can(config: &CanConfig, port: &str) -> InstrumentResult<Box<dyn CanAdapter>> {
     match config.adapter {
-        CanAdapterKind::Slcan => Ok(Box::new(slcan::SlcanAdapter::open(
+        CanAdapterKind::Slcan => Ok(Box::new(slcan::SlcanAdapter::open_with(
             port,
             config.bitrate,
-            config.s7_is_750k,
+            slcan::SlcanOptions {
+                s7_is_750k: config.s7_is_750k,
+                timestamps: config.timestamps,
+            },
         )?)),
         CanAdapterKind::Socketcan => Ok(Box::new(socketcan::SocketCanAdapter::open(
             port,

@@ -94,17 +94,41 @@ pub struct SlcanAdapter {
     received: VecDeque<CanFrame>,
     /// Replies (CR, `z`, `Z`, BEL) not yet consumed by a command.
     replies: VecDeque<u8>,
+    timestamps: bool,
+}
+
+/// Choices that differ between slcan adapters.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SlcanOptions {
+    /// `S7` means 750 kbit/s (CANable) rather than LAWICEL's 800 kbit/s.
+    pub s7_is_750k: bool,
+    /// Ask for receive timestamps (`Z1`) when the adapter has them.
+    pub timestamps: bool,
 }
 
 impl SlcanAdapter {
     /// Opens the adapter at `path`, sets the bitrate and opens the channel.
     pub fn open(path: &str, bitrate: u32, s7_is_750k: bool) -> InstrumentResult<Self> {
-        let code = bitrate_code(bitrate, s7_is_750k).ok_or_else(|| InstrumentError::Protocol {
-            device: path.to_string(),
-            reason: format!(
-                "slcan has no bitrate code for {bitrate} bit/s (10k..1M standard rates only)"
-            ),
-        })?;
+        Self::open_with(
+            path,
+            bitrate,
+            SlcanOptions {
+                s7_is_750k,
+                timestamps: false,
+            },
+        )
+    }
+
+    /// Opens with options. Timestamps (`Z1`) are optional: early CANable firmware answers BEL,
+    /// and the adapter is then used without them.
+    pub fn open_with(path: &str, bitrate: u32, options: SlcanOptions) -> InstrumentResult<Self> {
+        let code =
+            bitrate_code(bitrate, options.s7_is_750k).ok_or_else(|| InstrumentError::Protocol {
+                device: path.to_string(),
+                reason: format!(
+                    "slcan has no bitrate code for {bitrate} bit/s (10k..1M standard rates only)"
+                ),
+            })?;
         let port = serial::open(path, 115_200)?;
         let mut adapter = Self {
             port,
@@ -112,6 +136,7 @@ impl SlcanAdapter {
             line: Vec::new(),
             received: VecDeque::new(),
             replies: VecDeque::new(),
+            timestamps: false,
         };
         // Flush any half-typed command, then close (BEL if already closed is fine).
         adapter.write(b"\r\r\r")?;
@@ -120,32 +145,81 @@ impl SlcanAdapter {
         adapter.replies.clear();
         let _ = adapter.command("C");
         adapter.command(&format!("S{code}"))?;
+        if options.timestamps {
+            match adapter.command("Z1") {
+                Ok(()) => adapter.timestamps = true,
+                Err(InstrumentError::Protocol { .. }) => {
+                    tracing::warn!(device = %adapter.device, "adapter refuses Z1 (early CANable firmware?): receiving without timestamps");
+                }
+                Err(e) => return Err(e),
+            }
+        }
         adapter.command("O")?;
         Ok(adapter)
     }
 
-    /// Version string (`V` command), if the adapter answers one.
-    pub fn version(&mut self) -> InstrumentResult<String> {
-        self.write(b"V\r")?;
+    /// Whether received frames carry the adapter's timestamps.
+    pub fn timestamps(&self) -> bool {
+        self.timestamps
+    }
+
+    /// Sends a query command and returns its answer line, or `None` when the adapter refuses it
+    /// with BEL (optional commands such as `F` and `N` are missing on early CANable firmware).
+    /// Frames that arrive meanwhile are kept.
+    fn query(&mut self, cmd: &str) -> InstrumentResult<Option<String>> {
+        self.write(format!("{cmd}\r").as_bytes())?;
         let deadline = Instant::now() + COMMAND_TIMEOUT;
         loop {
-            // The version line lands in `line` handling as an unknown line; read raw instead.
             let mut buf = [0u8; 64];
             let n = read_some(self.port.as_mut(), &mut buf, &self.device)?;
             self.line.extend_from_slice(&buf[..n]);
-            if let Some(pos) = self.line.iter().position(|&b| b == CR || b == BEL) {
+            while let Some(pos) = self.line.iter().position(|&b| b == CR || b == BEL) {
                 let text: Vec<u8> = self.line.drain(..=pos).collect();
+                let body = &text[..text.len() - 1];
                 if text.last() == Some(&BEL) {
-                    return Err(InstrumentError::Protocol {
-                        device: self.device.clone(),
-                        reason: "V not supported".into(),
-                    });
+                    return Ok(None);
                 }
-                return Ok(String::from_utf8_lossy(&text[..text.len() - 1]).into_owned());
+                if let Some(frame) = decode_frame(body) {
+                    self.received.push_back(frame);
+                    continue;
+                }
+                if body.is_empty() || body == b"z" || body == b"Z" {
+                    continue; // a late acknowledgement
+                }
+                return Ok(Some(String::from_utf8_lossy(body).into_owned()));
             }
             if Instant::now() > deadline {
-                return Err(self.timeout("V"));
+                return Err(self.timeout(cmd));
             }
+        }
+    }
+
+    /// Version string (`V` command).
+    pub fn version(&mut self) -> InstrumentResult<String> {
+        self.query("V")?.ok_or_else(|| InstrumentError::Protocol {
+            device: self.device.clone(),
+            reason: "V not supported".into(),
+        })
+    }
+
+    /// Serial number (`N`), `None` when the adapter lacks the command.
+    pub fn serial_number(&mut self) -> InstrumentResult<Option<String>> {
+        Ok(self
+            .query("N")?
+            .map(|s| s.trim_start_matches('N').to_string()))
+    }
+
+    /// Status flags (`F`: bit 0 RX FIFO full, 1 TX FIFO full, 2 error warning, 3 data overrun,
+    /// 5 error passive, 6 arbitration lost, 7 bus error), `None` when the adapter lacks it.
+    pub fn status_flags(&mut self) -> InstrumentResult<Option<u8>> {
+        match self.query("F")? {
+            None => Ok(None),
+            Some(s) => u8::from_str_radix(s.trim_start_matches('F'), 16)
+                .map(Some)
+                .map_err(|_| InstrumentError::Protocol {
+                    device: self.device.clone(),
+                    reason: format!("answered {s:?} to F"),
+                }),
         }
     }
 
