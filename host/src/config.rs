@@ -45,6 +45,8 @@ struct RawFirmware {
     kind: FirmwareKind,
     /// The board ELF: flashed and verified by the power-cycle check (relative to the config file).
     elf: Option<String>,
+    /// `kind = "elf"`: the ELF already in flash when the bench powers up [default: `elf`].
+    preloaded_elf: Option<String>,
     supply: Option<Spanned<String>>,
     preloaded_supply: Option<Spanned<String>>,
 }
@@ -65,6 +67,32 @@ pub enum FirmwareKind {
     Logic,
     /// The board ELF, already flashed (hardware).
     Flashed,
+    /// The board ELF (`firmware.elf`) running on the emulated board (simulated bench, feature
+    /// `emulator`).
+    Elf,
+}
+
+/// `[firmware]` checks of `kind = "elf"` (the emulated board).
+fn check_elf_kind(file: &SourceFile, fw: &RawFirmware, simulated: bool) -> Result<(), FileError> {
+    if fw.kind != FirmwareKind::Elf {
+        if fw.preloaded_elf.is_some() {
+            return Err(file.error_at(
+                None,
+                "firmware.preloaded_elf goes with kind = \"elf\" (the emulated board); remove it",
+            ));
+        }
+        return Ok(());
+    }
+    if !simulated {
+        return Err(file.error_at(None, "firmware.kind = \"elf\" runs the board ELF on the emulated board of board.backend = \"simulated\"; use \"flashed\" for hardware"));
+    }
+    if fw.elf.is_none() {
+        return Err(file.error_at(None, "firmware.kind = \"elf\" needs firmware.elf: the board ELF to run (e.g. \"../firmware/target/thumbv7em-none-eabihf/release/firmware\", from firmware/build.sh)"));
+    }
+    if !cfg!(feature = "emulator") {
+        return Err(file.error_at(None, "firmware.kind = \"elf\" runs the board ELF on the emulated board, which this build of rig does not include: build with the emulator (`cargo run --features emulator -- ...`, `cargo test -p host --features emulator`; needs cmake and libclang-dev)"));
+    }
+    Ok(())
 }
 
 /// Option bytes the board has (simulated board) or is expected to have (hardware).
@@ -616,6 +644,8 @@ pub struct RigConfig {
     pub expect: ExpectConfig,
     /// The board ELF, resolved against the config file's folder.
     pub firmware_elf: Option<std::path::PathBuf>,
+    /// `kind = "elf"`: the ELF in flash when the bench starts, resolved like `firmware_elf`.
+    pub preloaded_elf: Option<std::path::PathBuf>,
 }
 
 fn ser_supply<S: serde::Serializer>(s: &SupplyConfig, ser: S) -> Result<S::Ok, S::Error> {
@@ -657,6 +687,7 @@ impl RigConfig {
         if raw.firmware.kind == FirmwareKind::Logic && !simulated {
             return Err(file.error_at(None, "firmware.kind = \"logic\" runs only on board.backend = \"simulated\"; use \"flashed\" for hardware"));
         }
+        check_elf_kind(&file, &raw.firmware, simulated)?;
         for (what, port) in [
             ("pulse_meter.port", &raw.pulse_meter.port),
             ("telemetry.port", &raw.telemetry.port),
@@ -707,6 +738,11 @@ impl RigConfig {
             firmware_elf: raw
                 .firmware
                 .elf
+                .as_ref()
+                .map(|e| path.parent().unwrap_or(Path::new(".")).join(e)),
+            preloaded_elf: raw
+                .firmware
+                .preloaded_elf
                 .as_ref()
                 .map(|e| path.parent().unwrap_or(Path::new(".")).join(e)),
         })

@@ -101,8 +101,7 @@ impl Rig {
     pub fn open_instruments(config: RigConfig, encoder: OilTempEncoder) -> Result<Self, RigError> {
         let (bench, ports) = match config.backend {
             BoardBackend::Simulated => {
-                let bench = SimulatedBench::start(simulated_bench_config(&config))
-                    .map_err(RigError::Simulation)?;
+                let bench = start_simulated_bench(&config)?;
                 let ports = bench.ports.clone();
                 (Some(bench), ports)
             }
@@ -133,10 +132,16 @@ impl Rig {
             name: match config.firmware_kind {
                 FirmwareKind::Logic => "gauge-logic (host build on the simulated board)".into(),
                 FirmwareKind::Flashed => "firmware as flashed on the board".into(),
+                FirmwareKind::Elf => "board ELF on the emulated board (unicorn Cortex-M7)".into(),
             },
             version: env!("CARGO_PKG_VERSION").into(),
-            supply: (config.firmware_kind == FirmwareKind::Logic)
-                .then(|| config.firmware_supply.name().to_string()),
+            // What the build writes to PWR_CR3: the logic's build option, or what the rig
+            // config says of the ELF (`firmware.supply`).
+            supply: matches!(
+                config.firmware_kind,
+                FirmwareKind::Logic | FirmwareKind::Elf
+            )
+            .then(|| config.firmware_supply.name().to_string()),
             sha256: config
                 .firmware_elf
                 .as_deref()
@@ -166,6 +171,12 @@ impl Rig {
                 RigError::Setup("firmware.kind = \"logic\" needs the simulated bench".into())
             })?;
             load_logic_firmware(&self.config, bench)?;
+        }
+        if self.config.firmware_kind == FirmwareKind::Elf {
+            let bench = self.bench.as_ref().ok_or_else(|| {
+                RigError::Setup("firmware.kind = \"elf\" needs the simulated bench".into())
+            })?;
+            load_elf_firmware(&self.config, bench)?;
         }
         Ok(())
     }
@@ -246,6 +257,94 @@ pub fn simulated_bench_config(config: &RigConfig) -> SimulatedBenchConfig {
             CanAdapterKind::Slcan => None,
         },
     }
+}
+
+/// Starts the simulated bench a rig config describes: the board model that runs the host-built
+/// logic, or with `firmware.kind = "elf"` the emulated board that runs the real ELF.
+pub fn start_simulated_bench(config: &RigConfig) -> Result<SimulatedBench, RigError> {
+    let bench_config = simulated_bench_config(config);
+    if config.firmware_kind == FirmwareKind::Elf {
+        let target = emulated_target(config, &bench_config)?;
+        return SimulatedBench::start_with_target(bench_config, target)
+            .map_err(RigError::Simulation);
+    }
+    SimulatedBench::start(bench_config).map_err(RigError::Simulation)
+}
+
+/// The emulated board with the rig's ELFs: the preloaded one in flash, the one under test known
+/// by its segments (for symbols in diagnoses).
+#[cfg(feature = "emulator")]
+fn emulated_target(
+    config: &RigConfig,
+    bench: &SimulatedBenchConfig,
+) -> Result<Box<dyn crate::sim::target::SimulatedTarget>, RigError> {
+    let Some(elf) = config.firmware_elf.as_deref() else {
+        return Err(RigError::Setup(
+            "firmware.kind = \"elf\" needs firmware.elf".into(),
+        ));
+    };
+    let preloaded = config.preloaded_elf.as_deref().unwrap_or(elf);
+    let mut paths = vec![preloaded];
+    if preloaded != elf {
+        paths.push(elf);
+    }
+    for p in &paths {
+        if !p.is_file() {
+            return Err(RigError::Setup(format!(
+                "{}: the board ELF is not built; run firmware/build.sh{} ({})",
+                p.display(),
+                if p.to_string_lossy().contains("/ldo/") {
+                    " --ldo"
+                } else {
+                    ""
+                },
+                config.path
+            )));
+        }
+    }
+    let board =
+        crate::emu::board::EmulatedBoard::from_elfs(config.wiring, bench.option_bytes, &paths)
+            .map_err(|e| RigError::Setup(format!("emulated board: {e}")))?;
+    Ok(Box::new(board))
+}
+
+#[cfg(not(feature = "emulator"))]
+fn emulated_target(
+    config: &RigConfig,
+    _bench: &SimulatedBenchConfig,
+) -> Result<Box<dyn crate::sim::target::SimulatedTarget>, RigError> {
+    Err(RigError::Setup(format!(
+        "{}: firmware.kind = \"elf\" needs a rig built with the emulator (--features emulator)",
+        config.path
+    )))
+}
+
+/// Downloads the board ELF under test (`firmware.kind = "elf"`) into the powered emulated board
+/// through the in-process probe, with verify, then resets it: a reset, not a power cycle.
+pub fn load_elf_firmware(config: &RigConfig, bench: &SimulatedBench) -> Result<(), RigError> {
+    let Some(elf) = config.firmware_elf.as_deref() else {
+        return Err(RigError::Setup(
+            "firmware.kind = \"elf\" needs firmware.elf".into(),
+        ));
+    };
+    let mut probe = SimulatedProbe::new(bench.shared.clone());
+    let timeout = Duration::from_millis(config.probe.attach_timeout_ms);
+    if crate::instruments::attach_with_retry(&mut probe, CoreSelect::Cm7, timeout).is_err()
+        && probe.attach(CoreSelect::Cm4).is_err()
+    {
+        let ctx = crate::diagnosis::Context {
+            wiring: config.wiring,
+            rig_path: config.path.clone(),
+            firmware_supply: None, // whatever was in flash before the download
+        };
+        let diagnosis = ctx.no_cm7(&mut probe);
+        return Err(RigError::Setup(format!(
+            "bring-up: the board does not answer the probe, so the ELF under test cannot be downloaded. {diagnosis}"
+        )));
+    }
+    probe.flash_elf(elf)?;
+    probe.detach();
+    Ok(())
 }
 
 /// Loads the firmware under test (the host-built gauge logic, `firmware.kind = "logic"`) into

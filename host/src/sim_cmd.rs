@@ -58,8 +58,10 @@ pub fn start(path: &Path) -> Result<SimSession, SimCommandError> {
     if config.backend != BoardBackend::Simulated {
         return Err(SimCommandError::NotSimulated(path.display().to_string()));
     }
-    let bench = SimulatedBench::start(rig::simulated_bench_config(&config))
-        .map_err(SimCommandError::Bench)?;
+    let bench = rig::start_simulated_bench(&config).map_err(|e| match e {
+        RigError::Simulation(io) => SimCommandError::Bench(io),
+        other => SimCommandError::Firmware(other),
+    })?;
     {
         // Through the relay's own protocol, then closed again so the user can open the port.
         let mut relay = drivers::open_power(&config.power, &bench.ports.relay)?;
@@ -77,6 +79,9 @@ pub fn start(path: &Path) -> Result<SimSession, SimCommandError> {
     if config.firmware_kind == FirmwareKind::Logic {
         rig::load_logic_firmware(&config, &bench)?;
     }
+    if config.firmware_kind == FirmwareKind::Elf {
+        rig::load_elf_firmware(&config, &bench)?;
+    }
     Ok(SimSession { config, bench })
 }
 
@@ -89,6 +94,13 @@ pub fn instructions(config: &RigConfig, ports: &SimulatedPorts) -> String {
     let firmware = match config.firmware_kind {
         FirmwareKind::Logic => format!("gauge-logic built for {}", config.firmware_supply.name()),
         FirmwareKind::Flashed => "as flashed".to_string(),
+        FirmwareKind::Elf => format!(
+            "the board ELF {} on the emulated board",
+            config
+                .firmware_elf
+                .as_deref()
+                .map_or("(none)".into(), |p| p.display().to_string())
+        ),
     };
     let rate = config.pulse_meter.sample_rate_hz;
     let ch0 = config.pulse_meter.channel;

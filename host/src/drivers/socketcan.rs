@@ -204,19 +204,18 @@ pub fn from_error(error: &CanError, interface: &str) -> Received {
         return Received::Ignored(format!("error report: {}", notes.join("; ")));
     }
     Received::BusError(format!(
-        "CAN bus error on {interface}: {}. Check: {}",
+        "CAN bus error: {}. Check: {}",
         problems.join("; "),
         advice.join("; ")
     ))
 }
 
 /// The error text for a kernel without AF_CAN.
-pub fn no_kernel_support(interface: &str) -> String {
-    format!(
-        "cannot use {interface}: this kernel has no SocketCAN support (socket(AF_CAN) fails with EAFNOSUPPORT). \
-         Load the modules (`modprobe can can-raw`, and `vcan` for a virtual bus) or use a kernel with CONFIG_CAN and CONFIG_CAN_RAW; \
-         containers and some VM kernels have none (`.ci/vcan-tests` runs the SocketCAN tests under QEMU)"
-    )
+pub fn no_kernel_support() -> String {
+    "this kernel has no SocketCAN support (socket(AF_CAN) fails with EAFNOSUPPORT). \
+     Load the modules (`modprobe can can-raw`, and `vcan` for a virtual bus) or use a kernel with CONFIG_CAN and CONFIG_CAN_RAW; \
+     containers and some VM kernels have none (`.ci/vcan-tests` runs the SocketCAN tests under QEMU)"
+        .to_string()
 }
 
 /// The error text for an interface that does not exist.
@@ -296,7 +295,7 @@ impl SocketCanAdapter {
             Err(e) => {
                 // Without AF_CAN no CAN interface can exist: say that, not "missing interface".
                 return Err(err(if kernel_lacks_socketcan() {
-                    no_kernel_support(interface)
+                    no_kernel_support()
                 } else if e.raw_os_error() == Some(libc::ENODEV) {
                     missing_interface(interface)
                 } else {
@@ -312,7 +311,7 @@ impl SocketCanAdapter {
         let socket = opened.map_err(|e| {
             err(match e.raw_os_error() {
                 Some(libc::EAFNOSUPPORT) | Some(libc::EPROTONOSUPPORT) => {
-                    no_kernel_support(interface)
+                    no_kernel_support()
                 }
                 Some(libc::ENODEV) if sysfs_number(interface, "type") != Some(ARPHRD_CAN) => {
                     format!("{interface} is not a CAN interface (`ip -details link show {interface}`); the rig config's can.interface names the CAN adapter, e.g. can0")
@@ -438,12 +437,12 @@ impl CanAdapter for SocketCanAdapter {
                 e.kind(),
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
             ) {
-                InstrumentError::Timeout {
-                    device: self.interface.clone(),
-                    what: "room in the socket's send buffer (frames are not leaving the interface)"
-                        .into(),
-                    timeout: WRITE_TIMEOUT,
-                }
+                let i = &self.interface;
+                self.error(format!(
+                    "send: no room in the socket's send buffer within {WRITE_TIMEOUT:?}: frames are not leaving {i}, \
+                     usually because no node acknowledges them (board off or not connected, wrong bitrate, missing termination). \
+                     Check `ip -details -statistics link show {i}`"
+                ))
             } else {
                 self.io_failure(e, "send")
             }
@@ -620,7 +619,7 @@ mod tests {
             t.contains("\"can7\"") && t.contains("ip link show can7"),
             "{t}"
         );
-        assert!(no_kernel_support("vcan0").contains("kernel has no SocketCAN support"));
+        assert!(no_kernel_support().contains("kernel has no SocketCAN support"));
     }
 
     #[test]

@@ -117,10 +117,26 @@ fn pty(what: &str) -> std::io::Result<(TTYPort, TTYPort, String)> {
     master
         .set_timeout(Duration::from_millis(2))
         .map_err(|e| std::io::Error::other(format!("{what}: {e}")))?;
+    set_nonblocking(&master).map_err(|e| std::io::Error::other(format!("{what}: {e}")))?;
     let path = slave
         .name()
         .ok_or_else(|| std::io::Error::other(format!("{what}: pty has no name")))?;
     Ok((master, slave, path))
+}
+
+/// Makes a simulator's writes end with its port timeout. `TTYPort` polls for room and then
+/// writes, but on a blocking descriptor a write larger than the room left waits until the host
+/// reads it all: once the host has stopped reading (its driver dropped at the end of a run, a
+/// capture it gave up on), a simulator thread would hang there and the bench's drop with it.
+fn set_nonblocking(port: &TTYPort) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = port.as_raw_fd();
+    // SAFETY: plain fcntl calls on a descriptor `port` owns and keeps open during the call.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl SimulatedBench {
@@ -128,11 +144,20 @@ impl SimulatedBench {
     pub fn start(config: SimulatedBenchConfig) -> std::io::Result<Self> {
         let mut target = LogicBoard::new(config.wiring, config.preloaded);
         target.option_bytes = config.option_bytes;
+        Self::start_with_target(config, Box::new(target))
+    }
+
+    /// Starts the bench with `target` as its board (unpowered): e.g. the emulated board that
+    /// runs the real ELF (feature `emulator`).
+    pub fn start_with_target(
+        config: SimulatedBenchConfig,
+        target: Box<dyn SimulatedTarget>,
+    ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             epoch: Instant::now(),
             stop: AtomicBool::new(false),
             board: Mutex::new(BoardSlot {
-                target: Box::new(target),
+                target,
                 powered: false,
                 can_rx: VecDeque::new(),
             }),
