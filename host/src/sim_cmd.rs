@@ -168,6 +168,20 @@ pub fn run(path: &Path, stop: &AtomicBool, out: &mut dyn Write) -> Result<(), Si
             let _ = out.flush();
         }
     }
+    // The emulated board's speed (feature `emulator`, firmware.kind = "elf").
+    let emulation = session.bench.shared.board().target.emulation();
+    if let Some(s) = emulation {
+        let _ = writeln!(
+            out,
+            "emulated board: {:.1} s emulated, {:.1} M instructions/s, {:.1}x faster than \
+             real time, real-time factor {:.3}; {}",
+            s.virtual_s,
+            s.instructions_per_s / 1e6,
+            s.speed_factor,
+            s.real_time_factor,
+            s.state
+        );
+    }
     drop(session);
     let _ = writeln!(out, "rig sim: stopped");
     let _ = out.flush();

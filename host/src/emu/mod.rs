@@ -6,11 +6,20 @@
 //! bytes that would disable the Cortex-M7's boot, and whether boot reaches the executor's idle
 //! (the first WFI/WFE).
 //!
-//! No NVIC, timers or bus traffic yet: the run ends at the first idle instruction.
+//! The preflight run ends at the first idle instruction. [`board`] runs the ELF for whole
+//! scenarios instead: [`cpu`] keeps the core going in virtual time (instruction count at the
+//! configured core clock, WFE/WFI sleep, M-profile exception entry and return with the NVIC and
+//! SCB of [`nvic`]), [`soc`] routes the bus to the timed devices of [`devices`] (TIM1/TIM2, DMA1
+//! with USART3, FDCAN1, flash bank 2, GPIO) on top of the register models of [`peripherals`].
 
+pub mod board;
+pub mod cpu;
+pub mod devices;
 pub mod machine;
+pub mod nvic;
 pub mod peripherals;
 pub mod preflight;
+pub mod soc;
 pub mod symbols;
 
 pub use machine::{Firmware, Limits, PollLoop, Run, Stop};

@@ -41,6 +41,7 @@ pub const PPB_SIZE: u32 = 0x0010_0000;
 pub const RCC: u32 = 0x5802_4400;
 pub const RCC_CR: u32 = RCC;
 pub const RCC_CFGR: u32 = RCC + 0x10;
+pub const RCC_PLLCKSELR: u32 = RCC + 0x28;
 pub const RCC_BDCR: u32 = RCC + 0x70;
 pub const RCC_CSR: u32 = RCC + 0x74;
 
@@ -504,8 +505,74 @@ impl Peripherals {
         }
     }
 
+    /// A chip after a system reset that keeps the PWR supply latch of the previous run
+    /// (`latched`: the supply bits latched since the last power-on, if any).
+    pub fn after_reset(wiring: SupplyConfig, latched: Option<u32>) -> Self {
+        let mut p = Self::new(wiring);
+        if let Some(bits) = latched {
+            p.cr3_latched = Some(bits);
+            p.store.insert(
+                PWR_CR3,
+                (PWR_CR3_POWER_ON_DEFAULT & !PWR_CR3_SUPPLY_MASK) | bits,
+            );
+        }
+        p
+    }
+
+    /// Sets the option bytes the chip loads at reset (current and program registers).
+    pub fn set_option_bytes(&mut self, optsr: u32, boot7: u32, boot4: u32) {
+        for (reg, v) in [
+            (FLASH_OPTSR_CUR, optsr),
+            (FLASH_OPTSR_PRG, optsr),
+            (FLASH_BOOT7_CURR, boot7),
+            (FLASH_BOOT7_PRGR, boot7),
+            (FLASH_BOOT4_CURR, boot4),
+            (FLASH_BOOT4_PRGR, boot4),
+        ] {
+            self.store.insert(reg, v);
+        }
+    }
+
+    /// The register at `addr` as the firmware would read it, without side effects (no HSEM
+    /// semaphore taken, nothing logged): for a debug probe.
+    pub fn peek(&self, addr: u32) -> u32 {
+        let word = canonical(addr & !3);
+        self.value(word) >> ((addr & 3) * 8)
+    }
+
+    /// Replaces the stored word at `addr` (a register a device model keeps up to date).
+    pub fn poke(&mut self, addr: u32, value: u32) {
+        self.store.insert(canonical(addr & !3), value);
+    }
+
+    /// PLL1..3 ON bits of RCC_CR.
+    fn pll_on(&self) -> [bool; 3] {
+        let cr = self.stored(RCC_CR);
+        [24, 26, 28].map(|b| cr & (1 << b) != 0)
+    }
+
+    /// Whether bank 2's control register is unlocked (FLASH_KEYR2 sequence done).
+    pub fn bank2_unlocked(&self) -> bool {
+        self.bank2 == KeyState::Unlocked
+    }
+
     fn read_word(&mut self, word: u32, site: Site) -> u32 {
         self.note_unmodelled(word, false, site);
+        if (HSEM + 0x80..HSEM + 0x100).contains(&word) {
+            let r = word - 0x80;
+            let cur = self.stored(r);
+            if cur & (1 << 31) == 0 {
+                let taken = (1 << 31) | (HSEM_COREID_CM7 << 8);
+                self.store.insert(r, taken);
+                return taken;
+            }
+            return cur;
+        }
+        self.value(word)
+    }
+
+    /// The modelled value of a register word (no side effects).
+    fn value(&self, word: u32) -> u32 {
         let v = self.stored(word);
         match word {
             RCC_CR => {
@@ -550,17 +617,7 @@ impl Peripherals {
             FLASH_OPTSR_CUR => v & !OPTSR_OPT_BUSY,
             FLASH_SR1 | FLASH_SR2 => 0,
             SYSCFG_CCCSR => follow(v, 0, 8),
-            w if (HSEM + 0x80..HSEM + 0x100).contains(&w) => {
-                let r = w - 0x80;
-                let cur = self.stored(r);
-                if cur & (1 << 31) == 0 {
-                    let taken = (1 << 31) | (HSEM_COREID_CM7 << 8);
-                    self.store.insert(r, taken);
-                    taken
-                } else {
-                    cur
-                }
-            }
+            w if (HSEM + 0x80..HSEM + 0x100).contains(&w) => self.stored(w - 0x80),
             w if USARTS.iter().any(|(b, _)| w == b + 0x1C) => {
                 let cr1 = self.stored(w - 0x1C);
                 let mut r = v | (1 << 7) | (1 << 6); // TXE/TXFNF, TC
@@ -606,6 +663,28 @@ impl Peripherals {
                 };
                 self.store
                     .insert(word, (value & !PWR_CR3_SUPPLY_MASK) | supply);
+            }
+            // PLL configuration is write-protected while the PLL runs (RM0399 8.7.11/8.7.13):
+            // DIVMx while PLLx is on, PLLSRC while any PLL is on, PLLxDIVR while PLLx is on.
+            RCC_PLLCKSELR => {
+                let on = self.pll_on();
+                let old = self.stored(word);
+                let mut keep = 0;
+                if on.iter().any(|o| *o) {
+                    keep |= 0b11;
+                }
+                for (i, shift) in [4, 12, 20].into_iter().enumerate() {
+                    if on[i] {
+                        keep |= 0x3F << shift;
+                    }
+                }
+                self.store.insert(word, (old & keep) | (value & !keep));
+            }
+            w if [RCC + 0x30, RCC + 0x38, RCC + 0x40].contains(&w) => {
+                let i = ((w - RCC - 0x30) / 8) as usize;
+                if !self.pll_on()[i] {
+                    self.store.insert(w, value);
+                }
             }
             FLASH_KEYR1 => self.bank1 = self.bank1.feed(value, FLASH_KEY1, FLASH_KEY2),
             FLASH_KEYR2 => self.bank2 = self.bank2.feed(value, FLASH_KEY1, FLASH_KEY2),

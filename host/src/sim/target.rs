@@ -33,6 +33,34 @@ pub enum DebugAccessError {
     NoResponse,
     #[error("address {0:#010x} is not modelled by the simulated board")]
     Unmapped(u32),
+    /// The emulated board's emulator stopped (an emulated target only).
+    #[error("the emulated board stopped: {0}")]
+    Emulator(String),
+}
+
+/// How fast an emulated target runs (targets that run host code have none).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct EmulationStats {
+    /// Instructions the emulated core executed.
+    pub instructions: u64,
+    /// Emulated (virtual) time, seconds.
+    pub virtual_s: f64,
+    /// Wall time spent emulating, seconds.
+    pub busy_s: f64,
+    /// Bench time the core was out of reset, seconds.
+    pub wall_s: f64,
+    /// Instructions per second of emulation work.
+    pub instructions_per_s: f64,
+    /// Emulated seconds per second of emulation work: how much faster than real time the
+    /// emulator can run (above 1: faster).
+    pub speed_factor: f64,
+    /// Emulated seconds per bench second: 1.0 when the board kept up with the bench.
+    pub real_time_factor: f64,
+    /// How far virtual time is behind the bench now, milliseconds.
+    pub lag_ms: f64,
+    pub exceptions: u64,
+    /// Where the core is ("running", "sleeping in WFE at ...", a fault).
+    pub state: String,
 }
 
 /// What the rig knows about the firmware loaded into a target.
@@ -76,6 +104,10 @@ pub trait SimulatedTarget: Send {
     fn arm_storage_power_cut(&mut self, n: Option<usize>);
     /// Bytes programmed into the storage flash so far (a cut's `n` ranges over these).
     fn storage_bytes_written(&self) -> usize;
+    /// Speed of an emulated target.
+    fn emulation(&self) -> Option<EmulationStats> {
+        None
+    }
     /// Reads `buf.len()` bytes at `address` through the debug port.
     fn debug_read(
         &self,
