@@ -152,6 +152,7 @@ pub fn run(opts: &RunOptions<'_>, progress: &mut dyn Progress) -> std::io::Resul
         outcome = outcome.worst(sr.outcome);
         report.scenarios.push(sr);
         report.recount();
+        report.emulation = rig.emulation();
         writer.write(&report)?;
     }
     let interrupted = opts.abort.load(std::sync::atomic::Ordering::Relaxed);

@@ -271,6 +271,12 @@ fn main() -> ExitCode {
                         s.failed,
                         s.errors
                     );
+                    if let Some(em) = &result.report.emulation {
+                        println!(
+                            "emulated board: {} instructions, {:.1} emulated s in {:.1} bench s (real-time factor {:.3}), {:.1} M instructions/s, {:.1}x faster than real time when busy",
+                            em.instructions, em.virtual_s, em.wall_s, em.real_time_factor, em.instructions_per_s / 1e6, em.speed_factor
+                        );
+                    }
                     if let Some(e) = &result.report.error {
                         eprintln!("error: {e}");
                     }

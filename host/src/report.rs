@@ -172,6 +172,9 @@ pub struct RunReport {
     pub firmware: Option<FirmwareIdentity>,
     pub summary: Summary,
     pub scenarios: Vec<ScenarioReport>,
+    /// Emulated board only: instructions, virtual vs wall time, real-time factor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emulation: Option<crate::sim::target::EmulationStats>,
 }
 
 impl RunReport {
@@ -188,6 +191,7 @@ impl RunReport {
             firmware: None,
             summary: Summary::default(),
             scenarios: Vec::new(),
+            emulation: None,
         }
     }
 

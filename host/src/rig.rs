@@ -181,6 +181,13 @@ impl Rig {
         Ok(())
     }
 
+    /// How the emulated board has run so far (`None` for other boards).
+    pub fn emulation(&self) -> Option<crate::sim::target::EmulationStats> {
+        self.bench
+            .as_ref()
+            .and_then(|b| b.shared.board().target.emulation())
+    }
+
     /// Switches the supply off and, when there is a probe, waits until the board stops
     /// answering it (a relay's command latency is not a power cut). Returns how long that took.
     pub fn power_off_confirmed(&mut self) -> Result<Duration, RigError> {

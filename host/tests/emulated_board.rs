@@ -210,6 +210,18 @@ fn shipped_scenarios_pass_on_the_emulated_board() {
         }
     }
     assert_eq!(result.report.outcome, Outcome::Pass);
+    // The run's report carries the emulation's speed.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&result.report_path).expect("report.json"))
+            .expect("JSON");
+    let em = &json["emulation"];
+    assert!(
+        em["instructions"].as_u64().is_some_and(|n| n > 100_000),
+        "{em}"
+    );
+    let rtf = em["real_time_factor"].as_f64().unwrap_or(0.0);
+    assert!(rtf > 0.9, "the emulated board kept up with the bench: {em}");
+    println!("report emulation: {em}");
     assert_eq!(result.report.scenarios.len(), 3);
 }
 
