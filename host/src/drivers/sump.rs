@@ -196,6 +196,8 @@ pub struct SumpAnalyzer {
     /// Whether captures are run-length encoded (asked for and offered by the device).
     rle: bool,
     max_jitter_us: f64,
+    /// When the first byte of the last read arrived.
+    first_byte_at: Option<Instant>,
     pub id: String,
     pub metadata: Metadata,
 }
@@ -223,6 +225,7 @@ impl SumpAnalyzer {
             sample_rate_hz,
             rle: false,
             max_jitter_us: options.max_jitter_us,
+            first_byte_at: None,
             id: String::new(),
             metadata: Metadata::default(),
         };
@@ -291,9 +294,13 @@ impl SumpAnalyzer {
         let deadline = Instant::now() + timeout;
         let mut out = Vec::with_capacity(n);
         let mut buf = vec![0u8; 65536];
+        self.first_byte_at = None;
         while out.len() < n {
             let want = (n - out.len()).min(buf.len());
             let got = read_some(self.port.as_mut(), &mut buf[..want], &self.device)?;
+            if got > 0 && self.first_byte_at.is_none() {
+                self.first_byte_at = Some(Instant::now());
+            }
             out.extend_from_slice(&buf[..got]);
             if got == 0 && Instant::now() > deadline {
                 return Err(InstrumentError::Timeout {
@@ -407,9 +414,10 @@ impl PulseMeter for SumpAnalyzer {
             self.capture_raw(samples, Duration::from_millis(100))?
         };
         let window = Duration::from_secs_f64(data.len() as f64 / f64::from(self.sample_rate_hz));
-        let started = Instant::now()
-            .checked_sub(window)
-            .unwrap_or_else(Instant::now);
+        // The device sends right after its last sample: the first byte's arrival, not the end of
+        // the read-out, dates the capture (reading 20 kB can lag under load).
+        let arrived = self.first_byte_at.unwrap_or_else(Instant::now);
+        let started = arrived.checked_sub(window).unwrap_or(arrived);
         let capture =
             PulseCapture::decode(&data, self.channel, self.sample_rate_hz).map_err(|e| {
                 InstrumentError::Measurement {
