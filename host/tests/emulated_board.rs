@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{repo, run};
+use common::{repo, run, shipped, DIRECT_SMPS_ELF, LDO_ELF};
 use gauge_logic::supply::{SupplyConfig, PWR_CR3_ADDR};
 use host::{
     config::RigConfig,
@@ -30,24 +30,6 @@ use host::{
         target::{DebugAccessError, EmulationStats, SimulatedTarget, TargetIo},
     },
 };
-
-const DIRECT_SMPS_ELF: &str = "firmware/target/thumbv7em-none-eabihf/release/firmware";
-const LDO_ELF: &str = "firmware/target/ldo/thumbv7em-none-eabihf/release/firmware";
-
-/// The ELF at `rel`, or None (with a message) when firmware/build.sh has not been run.
-fn shipped(rel: &str) -> Option<PathBuf> {
-    let p = repo(rel);
-    if p.is_file() {
-        Some(p)
-    } else {
-        println!(
-            "SKIP: {} is not built (firmware/build.sh{})",
-            p.display(),
-            if rel.contains("/ldo/") { " --ldo" } else { "" }
-        );
-        None
-    }
-}
 
 fn print_speed(what: &str, s: &EmulationStats) {
     println!(

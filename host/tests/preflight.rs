@@ -3,40 +3,17 @@
 //! `cargo test -p host --features emulator --test preflight`.
 #![cfg(feature = "emulator")]
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-    time::Duration,
-};
+mod common;
 
+use std::{path::PathBuf, process::Command, time::Duration};
+
+use common::{repo, shipped, DIRECT_SMPS_ELF, LDO_ELF};
 use gauge_logic::supply::SupplyConfig;
 use host::emu::{
     machine::{self, Firmware},
     preflight::preflight,
     Board, Finding, Limits, Stop,
 };
-
-fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
-}
-
-const DIRECT_SMPS_ELF: &str = "firmware/target/thumbv7em-none-eabihf/release/firmware";
-const LDO_ELF: &str = "firmware/target/ldo/thumbv7em-none-eabihf/release/firmware";
-
-/// The ELF at `rel`, or None (with a message) when firmware/build.sh has not been run.
-fn shipped(rel: &str) -> Option<PathBuf> {
-    let p = repo(rel);
-    if p.is_file() {
-        Some(p)
-    } else {
-        println!(
-            "SKIP: {} is not built (firmware/build.sh{})",
-            p.display(),
-            if rel.contains("/ldo/") { " --ldo" } else { "" }
-        );
-        None
-    }
-}
 
 fn sim_board() -> Board {
     match Board::resolve(&repo("rig-config/sim.toml").display().to_string()) {

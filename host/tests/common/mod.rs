@@ -52,3 +52,22 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&p, text).expect("write");
     p
 }
+
+/// The shipped board ELFs (built by `firmware/build.sh` and `firmware/build.sh --ldo`).
+pub const DIRECT_SMPS_ELF: &str = "firmware/target/thumbv7em-none-eabihf/release/firmware";
+pub const LDO_ELF: &str = "firmware/target/ldo/thumbv7em-none-eabihf/release/firmware";
+
+/// The ELF at `rel`, or None (with a message) when firmware/build.sh has not been run.
+pub fn shipped(rel: &str) -> Option<PathBuf> {
+    let p = repo(rel);
+    if p.is_file() {
+        Some(p)
+    } else {
+        println!(
+            "SKIP: {} is not built (firmware/build.sh{})",
+            p.display(),
+            if rel.contains("/ldo/") { " --ldo" } else { "" }
+        );
+        None
+    }
+}
