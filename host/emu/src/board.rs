@@ -1,0 +1,551 @@
+//! The emulated board: the real board ELF running for the whole scenario on the emulated
+//! STM32H755's Cortex-M7 ([`super::cpu`]), behind the simulated bench's [`SimulatedTarget`]
+//! trait, so the same host instruments (slcan and SUMP over pseudo-terminals, the telemetry
+//! port, the in-process probe) drive it as they drive the model that runs the host-built logic.
+//!
+//! - Time: each bench tick runs the core until its virtual time reaches the bench's time since
+//!   the core left reset, within a wall-clock budget per tick; a slow emulator lags and catches
+//!   up, and [`SimulatedTarget::emulation`] reports the speed and the real-time factor.
+//! - Non-volatile state survives power cuts: flash bank 1 (the program, as downloaded) and
+//!   bank 2 (the storage records; a cut can be planned after N programmed bytes), the option
+//!   bytes. RAM and peripherals start over at every reset.
+//! - PWR: the supply bits latched by the first PWR_CR3 write stay until power is removed; a
+//!   reset keeps them. A choice that cuts Vcore on this board's wiring kills the chip (no debug
+//!   access) until the next power cycle.
+//! - An emulator failure (an access outside every memory, an engine error) leaves the board in
+//!   an error state: reads through the probe fail with the reason and `identity()` carries it;
+//!   nothing panics.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use stm32h755::{flash::OPTSR_BCM7, supply::SupplyConfig};
+
+use super::{
+    cpu::{Cpu, CpuStats, SliceEnd, BANK1, BANK1_SIZE},
+    devices::{BANK2, BANK2_OFFSETS, BANK2_SIZE, PS_PER_S},
+    machine::Firmware,
+    peripherals::{Peripherals, BOOT4_DEFAULT, BOOT7_DEFAULT},
+    soc::Soc,
+    symbols::Symbols,
+    EmuError,
+};
+use rig_instruments::CoreSelect;
+use rig_sim::{
+        flash::FlashModel,
+        logic_board::OptionBytes,
+        target::{
+            DebugAccessError, EmulationStats, FirmwareIdentity, FirmwareImage, Pins,
+            SimulatedTarget, TargetIo,
+        },
+    };
+
+/// Wall-clock budget of one bench tick (the bench ticks every millisecond).
+pub const TICK_BUDGET: Duration = Duration::from_millis(4);
+/// Virtual time run at once when the core leaves reset, and its wall-clock budget.
+const BOOT_RUN_PS: u64 = 1_000_000_000;
+const BOOT_BUDGET: Duration = Duration::from_millis(200);
+
+/// An ELF the board knows by its segments (for names and symbols in diagnoses).
+#[derive(Clone, Debug)]
+pub struct KnownImage {
+    pub name: String,
+    pub firmware: Firmware,
+    pub sha256: Option<String>,
+}
+
+impl KnownImage {
+    pub fn load(path: &Path) -> Result<Self, EmuError> {
+        Ok(Self {
+            name: path.display().to_string(),
+            firmware: Firmware::load(path)?,
+            sha256: rig_instruments::elf::sha256_hex(path).ok(),
+        })
+    }
+}
+
+enum State {
+    Off,
+    /// NRST held: the core does not run, the debug port answers.
+    HeldInReset,
+    /// Erased flash: no vector table, nothing runs.
+    Blank,
+    /// BCM7 = 0: the Cortex-M7 does not boot.
+    Cm7Disabled,
+    /// The supply choice cut Vcore: dead until the next power-on.
+    LockedUp,
+    Running(Box<Cpu>),
+    /// The emulator could not go on.
+    Faulted(String),
+}
+
+pub struct EmulatedBoard {
+    wiring: SupplyConfig,
+    pub option_bytes: OptionBytes,
+    /// Flash bank 1 as programmed (erased: 0xFF).
+    program: Vec<u8>,
+    /// Bank 2 while the core is not running (while it runs, the core's model holds it).
+    bank2: FlashModel,
+    known: Vec<KnownImage>,
+    /// Index in `known` of the image in bank 1.
+    loaded: Option<usize>,
+    reset_held: bool,
+    /// The firmware asked for a system reset: done at the next tick.
+    reset_pending: bool,
+    /// Supply bits latched since the last power-on.
+    latched: Option<u32>,
+    state: State,
+    /// Bench time the core left reset.
+    epoch_us: u64,
+    last_tick_us: u64,
+    power_cut: bool,
+    /// Stats of the cores before the current one.
+    finished: CpuStats,
+    wall_us: u64,
+    /// How the last core ended, when it did not simply stop (lock-up, fault).
+    pub last_stop: Option<String>,
+    pub tick_budget: Duration,
+}
+
+fn empty_flash() -> FlashModel {
+    FlashModel::new(BANK2_OFFSETS.start..BANK2_OFFSETS.start)
+}
+
+fn add_stats(a: &mut CpuStats, b: &CpuStats) {
+    a.instructions += b.instructions;
+    a.virtual_ps += b.virtual_ps;
+    a.busy += b.busy;
+    a.runs += b.runs;
+    a.exceptions += b.exceptions;
+}
+
+impl EmulatedBoard {
+    /// A board wired as `wiring` with `known` ELFs (the first is preloaded in flash).
+    pub fn new(wiring: SupplyConfig, option_bytes: OptionBytes, known: Vec<KnownImage>) -> Self {
+        let mut board = Self {
+            wiring,
+            option_bytes,
+            program: vec![0xFF; BANK1_SIZE as usize],
+            bank2: FlashModel::new(BANK2_OFFSETS),
+            known,
+            loaded: None,
+            reset_held: false,
+            reset_pending: false,
+            latched: None,
+            state: State::Off,
+            epoch_us: 0,
+            last_tick_us: 0,
+            power_cut: false,
+            finished: CpuStats::default(),
+            wall_us: 0,
+            last_stop: None,
+            tick_budget: TICK_BUDGET,
+        };
+        if let Some(first) = board.known.first() {
+            let segments = first.firmware.segments.clone();
+            // Segments outside bank 1 (none in the shipped ELF) are simply not preloaded.
+            let _ = board.load_program(&segments);
+        }
+        board
+    }
+
+    /// Loads the ELFs at `paths` (the first preloaded).
+    pub fn from_elfs(
+        wiring: SupplyConfig,
+        option_bytes: OptionBytes,
+        paths: &[&Path],
+    ) -> Result<Self, EmuError> {
+        let known = paths
+            .iter()
+            .map(|p| KnownImage::load(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::new(wiring, option_bytes, known))
+    }
+
+    fn symbols(&self) -> Symbols {
+        self.loaded
+            .and_then(|i| self.known.get(i))
+            .map(|k| k.firmware.symbols.clone())
+            .unwrap_or_default()
+    }
+
+    /// Peripherals as a reset leaves them: PWR latch and option bytes carried over.
+    fn reset_peripherals(&self) -> Peripherals {
+        let mut p = Peripherals::after_reset(self.wiring, self.latched);
+        p.set_option_bytes(
+            self.option_bytes.optsr,
+            (BOOT7_DEFAULT & 0xFFFF_0000) | (self.option_bytes.boot7 & 0xFFFF),
+            (BOOT4_DEFAULT & 0xFFFF_0000) | (self.option_bytes.boot4 & 0xFFFF),
+        );
+        p
+    }
+
+    /// Stops the core (if it runs): keeps its latch, flash and statistics.
+    fn stop_core(&mut self) {
+        if let State::Running(core) = &mut self.state {
+            if let Some(bits) = core.soc().periph.latched_supply_bits() {
+                self.latched = Some(bits);
+            }
+            self.bank2 = std::mem::replace(&mut core.soc_mut().bank2.flash, empty_flash());
+            add_stats(&mut self.finished, &core.stats);
+            self.wall_us += self.last_tick_us.saturating_sub(self.epoch_us);
+        }
+        self.state = State::Off;
+    }
+
+    /// Starts the firmware from its reset vector (power-on or reset).
+    fn start(&mut self, now_us: u64) {
+        self.stop_core();
+        self.reset_pending = false;
+        self.epoch_us = now_us;
+        self.last_tick_us = now_us;
+        if self.reset_held {
+            self.state = State::HeldInReset;
+            return;
+        }
+        if self.option_bytes.optsr & OPTSR_BCM7 == 0 {
+            self.state = State::Cm7Disabled;
+            return;
+        }
+        if self.program[4..8] == [0xFF; 4] {
+            self.state = State::Blank;
+            return;
+        }
+        let flash = std::mem::replace(&mut self.bank2, empty_flash());
+        let soc = Soc::new(self.reset_peripherals(), flash);
+        match Cpu::new(self.program.clone(), soc, self.symbols()) {
+            Ok(core) => {
+                self.state = State::Running(Box::new(core));
+                // The chip's first moments: reset, clock and supply setup, the storage records.
+                // On the board they take microseconds, less than any probe needs to attach; the
+                // bench only ticks every millisecond.
+                self.run_core(BOOT_RUN_PS, Instant::now() + BOOT_BUDGET);
+            }
+            Err((e, mut soc)) => {
+                self.bank2 = std::mem::replace(&mut soc.bank2.flash, empty_flash());
+                self.fault(format!("cannot start the core: {e}"));
+            }
+        }
+    }
+
+    /// Runs the core to `target_ps` (virtual) within `deadline` (wall) and acts on how it
+    /// stopped.
+    fn run_core(&mut self, target_ps: u64, deadline: Instant) {
+        let State::Running(core) = &mut self.state else {
+            return;
+        };
+        let outcome = core.run_until(target_ps, deadline);
+        if let Some(bits) = core.soc().periph.latched_supply_bits() {
+            self.latched = Some(bits);
+        }
+        match outcome {
+            SliceEnd::Reached | SliceEnd::OutOfBudget => {}
+            SliceEnd::LockUp => {
+                self.stop_core();
+                self.last_stop = Some("the first PWR_CR3 write cut Vcore (lock-up)".into());
+                self.state = State::LockedUp;
+            }
+            SliceEnd::PowerCut => {
+                self.stop_core();
+                self.power_cut = true;
+            }
+            // A system reset: the next tick restarts the firmware.
+            SliceEnd::ResetRequested => self.reset_pending = true,
+            SliceEnd::Fault(reason) => self.fault(reason),
+        }
+    }
+
+    fn fault(&mut self, reason: String) {
+        self.stop_core();
+        self.last_stop = Some(reason.clone());
+        self.state = State::Faulted(reason);
+    }
+
+    fn flash(&self) -> &FlashModel {
+        match &self.state {
+            State::Running(core) => &core.soc().bank2.flash,
+            _ => &self.bank2,
+        }
+    }
+
+    fn flash_mut(&mut self) -> &mut FlashModel {
+        match &mut self.state {
+            State::Running(core) => &mut core.soc_mut().bank2.flash,
+            _ => &mut self.bank2,
+        }
+    }
+
+    /// Totals over every core since the board was made.
+    pub fn stats(&self) -> EmulationStats {
+        let mut total = self.finished;
+        let mut wall_us = self.wall_us;
+        let mut lag_ms = 0.0;
+        let state = match &self.state {
+            State::Running(core) => {
+                add_stats(&mut total, &core.stats);
+                let elapsed = self.last_tick_us.saturating_sub(self.epoch_us);
+                wall_us += elapsed;
+                lag_ms = (elapsed as f64 * 1e6 - core.now_ps() as f64).max(0.0) / 1e9;
+                format!("running, at {}", core.describe())
+            }
+            State::Off => "off".into(),
+            State::HeldInReset => "held in reset".into(),
+            State::Blank => "flash erased: nothing runs".into(),
+            State::Cm7Disabled => "Cortex-M7 boot disabled (BCM7 = 0)".into(),
+            State::LockedUp => "locked up: the supply choice cut Vcore".into(),
+            State::Faulted(reason) => format!("emulator stopped: {reason}"),
+        };
+        let busy = total.busy.as_secs_f64();
+        let virtual_s = total.virtual_ps as f64 / PS_PER_S as f64;
+        let wall_s = wall_us as f64 / 1e6;
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        EmulationStats {
+            instructions: total.instructions,
+            virtual_s,
+            busy_s: busy,
+            wall_s,
+            instructions_per_s: ratio(total.instructions as f64, busy),
+            speed_factor: ratio(virtual_s, busy),
+            real_time_factor: ratio(virtual_s, wall_s),
+            lag_ms,
+            exceptions: total.exceptions,
+            state,
+        }
+    }
+
+    /// Faults the firmware itself took (HardFault entries) on the current core.
+    pub fn firmware_faults(&self) -> Vec<String> {
+        match &self.state {
+            State::Running(core) => core.faults.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A register the debug port reads while the core is not running.
+    fn idle_register(&self, address: u32) -> Result<u32, DebugAccessError> {
+        if (0x4000_0000..0x6000_0000).contains(&address) {
+            Ok(self.reset_peripherals().peek(address))
+        } else {
+            Err(DebugAccessError::Unmapped(address))
+        }
+    }
+}
+
+impl SimulatedTarget for EmulatedBoard {
+    fn power_on(&mut self, now_us: u64) {
+        self.latched = None;
+        self.power_cut = false;
+        self.start(now_us);
+    }
+
+    fn power_off(&mut self) {
+        self.stop_core();
+        self.state = State::Off;
+        self.flash_mut().cut_power_after(None);
+    }
+
+    fn reset(&mut self, now_us: u64) {
+        if matches!(
+            self.state,
+            State::Off | State::LockedUp | State::HeldInReset
+        ) {
+            return; // no Vcore, or NRST still held
+        }
+        self.start(now_us);
+    }
+
+    fn tick(&mut self, now_us: u64, io: &mut TargetIo<'_>) -> Pins {
+        if std::mem::take(&mut self.reset_pending) {
+            self.start(now_us);
+        }
+        let State::Running(core) = &mut self.state else {
+            io.can_rx.clear();
+            return Pins::default();
+        };
+        self.last_tick_us = now_us;
+        let target_ps = now_us
+            .saturating_sub(self.epoch_us)
+            .saturating_mul(1_000_000);
+        let fdcan_hz = core.soc().clocks.fdcan_hz;
+        let at = core.now_ps();
+        for frame in io.can_rx.drain(..) {
+            core.soc_mut().fdcan.queue_frame(frame, at, fdcan_hz);
+        }
+        self.run_core(target_ps, Instant::now() + self.tick_budget);
+        let State::Running(core) = &mut self.state else {
+            return Pins::default();
+        };
+        let soc = core.soc_mut();
+        io.uart_tx.append(&mut soc.uart_out);
+        io.can_tx.append(&mut soc.fdcan.tx_out);
+        soc.pins()
+    }
+
+    fn power_cut_requested(&mut self) -> bool {
+        std::mem::take(&mut self.power_cut)
+    }
+
+    fn debug_accessible(&self, core: CoreSelect) -> bool {
+        !matches!(
+            (&self.state, core),
+            (State::Off | State::LockedUp, _) | (State::Cm7Disabled, CoreSelect::Cm7)
+        )
+    }
+
+    fn debug_read_u32(&self, core: CoreSelect, address: u32) -> Result<u32, DebugAccessError> {
+        let mut b = [0u8; 4];
+        self.debug_read(core, address, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn debug_read(
+        &self,
+        core: CoreSelect,
+        address: u32,
+        buf: &mut [u8],
+    ) -> Result<(), DebugAccessError> {
+        if !self.debug_accessible(core) {
+            return Err(DebugAccessError::NoResponse);
+        }
+        let len = buf.len() as u32;
+        let end = address.saturating_add(len);
+        let within = |base: u32, size: u32| address >= base && end <= base + size;
+        // The flash answers whatever the core does.
+        if within(BANK1, BANK1_SIZE) {
+            let off = (address - BANK1) as usize;
+            buf.copy_from_slice(&self.program[off..off + buf.len()]);
+            return Ok(());
+        }
+        if within(BANK2, BANK2_SIZE) {
+            let bytes = self
+                .flash()
+                .read_at(address - BANK1, buf.len())
+                .map_err(|_| DebugAccessError::Unmapped(address))?;
+            buf.copy_from_slice(bytes);
+            return Ok(());
+        }
+        match &self.state {
+            State::Running(c) => c
+                .debug_read(address, buf)
+                .map_err(DebugAccessError::Unmapped),
+            State::Faulted(reason) => Err(DebugAccessError::Emulator(reason.clone())),
+            _ => {
+                for (i, chunk) in buf.chunks_mut(4).enumerate() {
+                    let word = self.idle_register((address & !3) + 4 * i as u32)?;
+                    let bytes = word.to_le_bytes();
+                    let skip = if i == 0 { (address & 3) as usize } else { 0 };
+                    for (k, b) in chunk.iter_mut().enumerate() {
+                        *b = bytes.get(skip + k).copied().unwrap_or(0);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn identity(&self) -> FirmwareIdentity {
+        let image = self.loaded.and_then(|i| self.known.get(i));
+        let s = self.stats();
+        FirmwareIdentity {
+            name: format!(
+                "{} on the emulated STM32H755 (unicorn Cortex-M7)",
+                image.map_or("board ELF", |k| k.name.as_str())
+            ),
+            version: format!(
+                "{}; {:.1} M instructions/s, {:.1}x real time; {}",
+                env!("CARGO_PKG_VERSION"),
+                s.instructions_per_s / 1e6,
+                s.speed_factor,
+                s.state
+            ),
+            supply: self
+                .latched
+                .and_then(SupplyConfig::from_cr3)
+                .map(|c| format!("latched {}", c.name())),
+            sha256: image.and_then(|k| k.sha256.clone()),
+        }
+    }
+
+    fn load_firmware(&mut self, image: &FirmwareImage) -> Result<(), String> {
+        match image {
+            FirmwareImage::Logic(_) => Err(
+                "the emulated board runs the board ELF, not the host-built logic: download the \
+                 ELF through the probe (firmware.kind = \"elf\")"
+                    .into(),
+            ),
+            FirmwareImage::Blank => {
+                self.program.fill(0xFF);
+                self.loaded = None;
+                Ok(())
+            }
+        }
+    }
+
+    fn set_reset_held(&mut self, held: bool, now_us: u64) {
+        let was = self.reset_held;
+        self.reset_held = held;
+        if matches!(self.state, State::Off | State::LockedUp) {
+            return; // no Vcore: NRST changes nothing until the next power-on
+        }
+        if held && !was {
+            self.stop_core();
+            self.state = State::HeldInReset;
+        } else if !held && was {
+            self.start(now_us);
+        }
+    }
+
+    fn mass_erase(&mut self) {
+        self.program.fill(0xFF);
+        self.loaded = None;
+        *self.flash_mut() = FlashModel::new(BANK2_OFFSETS);
+    }
+
+    fn load_program(&mut self, segments: &[rig_instruments::elf::Segment]) -> Result<(), String> {
+        for s in segments {
+            let end = u64::from(s.address) + s.data.len() as u64;
+            if s.address < BANK1 || end > u64::from(BANK1 + BANK1_SIZE) {
+                return Err(format!(
+                    "segment at {:#010x} ({} bytes) is outside flash bank 1",
+                    s.address,
+                    s.data.len()
+                ));
+            }
+        }
+        // A download erases the sectors it programs; the image replaces bank 1.
+        self.program.fill(0xFF);
+        for s in segments {
+            let off = (s.address - BANK1) as usize;
+            self.program[off..off + s.data.len()].copy_from_slice(&s.data);
+        }
+        self.loaded = self
+            .known
+            .iter()
+            .position(|k| k.firmware.segments.as_slice() == segments);
+        Ok(())
+    }
+
+    fn arm_storage_power_cut(&mut self, n: Option<usize>) {
+        self.flash_mut().cut_power_after(n);
+    }
+
+    fn storage_bytes_written(&self) -> usize {
+        self.flash().bytes_written + self.flash().erases
+    }
+
+    fn emulation(&self) -> Option<EmulationStats> {
+        Some(self.stats())
+    }
+}
+
+impl EmulatedBoard {
+    /// The running core (tests and diagnostics).
+    pub fn core(&self) -> Option<&Cpu> {
+        match &self.state {
+            State::Running(c) => Some(c),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! What only some benches can do, declared beside the instrument traits so that the simulated
+//! bench and the emulator implement them without knowing the verification code, and asked for
+//! like an instrument: a step that needs one says so when the bench does not offer it. No
+//! check on hardware changes what it measures because a capability is there.
+
+use std::path::Path;
+
+use stm32h755::supply::SupplyConfig;
+
+/// Cuts the board's supply at a chosen byte of the firmware's storage writes, and counts those
+/// bytes (the simulated boards: their flash models see every programmed byte).
+pub trait StoragePowerCut: Send {
+    /// Bytes the firmware has programmed into its storage sectors so far.
+    fn storage_bytes_programmed(&self) -> usize;
+    /// Arms a supply cut after the next `bytes` programmed storage bytes (`None`: disarms).
+    /// Armed while the board is off, it strikes the boot-time record writes.
+    fn arm_cut_after_bytes(&mut self, bytes: Option<usize>);
+    /// Whether the board's supply is on (false once an armed cut struck).
+    fn board_powered(&self) -> bool;
+    /// One whole boot at the board's own supply, without the power switch: off, arm
+    /// `cut` (if any), on, then disarm; the board stays dark if the cut struck.
+    fn boot_with_cut(&mut self, cut: Option<usize>);
+}
+
+/// Loads the host-built gauge logic into the simulated board (a `logic:<supply>` image).
+pub trait LogicImageLoader: Send {
+    /// Programs the logic selecting `supply`, and the board ELF's bytes (if `elf` is given) so
+    /// that the flash-image check has them; runs from the next reset.
+    fn load_logic(&mut self, supply: SupplyConfig, elf: Option<&Path>) -> Result<(), String>;
+}
+
+/// How an emulated board keeps up with the bench.
+pub trait EmulationMonitor: Send {
+    /// `None` for boards that are not emulated.
+    fn emulation(&self) -> Option<EmulationStats>;
+}
+
+/// How fast an emulated target runs (targets that run host code have none).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct EmulationStats {
+    /// Instructions the emulated core executed.
+    pub instructions: u64,
+    /// Emulated (virtual) time, seconds.
+    pub virtual_s: f64,
+    /// Wall time spent emulating, seconds.
+    pub busy_s: f64,
+    /// Bench time the core was out of reset, seconds.
+    pub wall_s: f64,
+    /// Instructions per second of emulation work.
+    pub instructions_per_s: f64,
+    /// Emulated seconds per second of emulation work: how much faster than real time the
+    /// emulator can run (above 1: faster).
+    pub speed_factor: f64,
+    /// Emulated seconds per bench second: 1.0 when the board kept up with the bench.
+    pub real_time_factor: f64,
+    /// How far virtual time is behind the bench now, milliseconds.
+    pub lag_ms: f64,
+    pub exceptions: u64,
+    /// Where the core is ("running", "sleeping in WFE at ...", a fault).
+    pub state: String,
+}
+
+/// What the rig knows about the firmware loaded into the board.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FirmwareIdentity {
+    pub name: String,
+    pub version: String,
+    /// The supply configuration the firmware selects, when known (from the build, or from
+    /// preflight of an ELF).
+    pub supply: Option<String>,
+    /// SHA-256 of the image, when there is a file.
+    pub sha256: Option<String>,
+}

@@ -1,0 +1,56 @@
+//! LCUS-1 USB relay (CH340 serial, 9600 8N1): `A0 <channel> <state> <checksum>`.
+//! The relay does not answer, so the only check is that the bytes went out.
+
+use serialport::SerialPort;
+
+use super::serial::{self, io_error};
+use crate::{InstrumentResult, PowerSwitch};
+
+/// The four bytes that switch `channel` on or off.
+pub fn command(channel: u8, on: bool) -> [u8; 4] {
+    let state = u8::from(on);
+    [
+        0xA0,
+        channel,
+        state,
+        0xA0u8.wrapping_add(channel).wrapping_add(state),
+    ]
+}
+
+pub struct LcusRelay {
+    port: Box<dyn SerialPort>,
+    device: String,
+    channel: u8,
+}
+
+impl LcusRelay {
+    pub fn open(path: &str, channel: u8) -> InstrumentResult<Self> {
+        Ok(Self {
+            port: serial::open(path, 9600)?,
+            device: path.to_string(),
+            channel,
+        })
+    }
+}
+
+impl PowerSwitch for LcusRelay {
+    fn set_power(&mut self, on: bool) -> InstrumentResult<()> {
+        self.port
+            .write_all(&command(self.channel, on))
+            .map_err(|e| io_error(&self.device, e))?;
+        self.port.flush().map_err(|e| io_error(&self.device, e))
+    }
+
+    fn describe(&self) -> String {
+        format!("LCUS-1 relay at {}, channel {}", self.device, self.channel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn documented_bytes() {
+        assert_eq!(super::command(1, true), [0xA0, 0x01, 0x01, 0xA2]);
+        assert_eq!(super::command(1, false), [0xA0, 0x01, 0x00, 0xA1]);
+    }
+}

@@ -1,0 +1,390 @@
+//! slcan (LAWICEL ASCII) USB-CAN adapters: CANable stock firmware, USBtin and the like.
+//!
+//! Every command ends with CR; the adapter answers CR for OK and BEL (0x07) for an error.
+//! Transmit commands may be acknowledged with `z\r` / `Z\r` (LAWICEL) or a bare CR (CANable).
+
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
+
+use gauge_logic::frame::CanFrame;
+use serialport::SerialPort;
+
+use super::serial::{self, io_error, read_some};
+use crate::{CanAdapter, InstrumentError, InstrumentResult};
+
+const CR: u8 = b'\r';
+const BEL: u8 = 0x07;
+const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// `S` bitrate codes. `S7` is 800 kbit/s per LAWICEL but 750 kbit/s on CANable firmware:
+/// the rig config picks which one a given adapter means.
+pub fn bitrate_code(bitrate: u32, s7_is_750k: bool) -> Option<char> {
+    Some(match bitrate {
+        10_000 => '0',
+        20_000 => '1',
+        50_000 => '2',
+        100_000 => '3',
+        125_000 => '4',
+        250_000 => '5',
+        500_000 => '6',
+        750_000 if s7_is_750k => '7',
+        800_000 if !s7_is_750k => '7',
+        1_000_000 => '8',
+        _ => return None,
+    })
+}
+
+/// The transmit command for `frame`, without the trailing CR.
+pub fn encode_frame(frame: &CanFrame) -> String {
+    let mut s = if frame.extended {
+        format!("T{:08X}", frame.id)
+    } else {
+        format!("t{:03X}", frame.id)
+    };
+    s.push(char::from(b'0' + frame.len.min(8)));
+    for b in frame.payload() {
+        s.push_str(&format!("{b:02X}"));
+    }
+    s
+}
+
+fn hex_value(s: &[u8]) -> Option<u32> {
+    u32::from_str_radix(std::str::from_utf8(s).ok()?, 16).ok()
+}
+
+/// Parses a received frame line (`tIIILDD..[TTTT]` or `TIIIIIIIILDD..[TTTT]`, no CR).
+/// Remote frames (`r`/`R`) and anything else return `None`.
+pub fn decode_frame(line: &[u8]) -> Option<CanFrame> {
+    let (extended, id_len) = match line.first()? {
+        b't' => (false, 3),
+        b'T' => (true, 8),
+        _ => return None,
+    };
+    let id = hex_value(line.get(1..1 + id_len)?)?;
+    let len = usize::from(line.get(1 + id_len)?.checked_sub(b'0')?);
+    if len > 8 {
+        return None;
+    }
+    let data_start = 2 + id_len;
+    let data_end = data_start + 2 * len;
+    let rest = line.len().checked_sub(data_end)?;
+    // Optional 4-hex-digit timestamp (Z1).
+    if rest != 0 && rest != 4 {
+        return None;
+    }
+    let mut data = [0u8; 8];
+    for (i, byte) in data.iter_mut().enumerate().take(len) {
+        *byte = hex_value(line.get(data_start + 2 * i..data_start + 2 * i + 2)?)? as u8;
+    }
+    let payload = &data[..len];
+    if extended {
+        CanFrame::extended(id, payload)
+    } else {
+        CanFrame::standard(u16::try_from(id).ok()?, payload)
+    }
+}
+
+/// An slcan adapter on a serial port.
+pub struct SlcanAdapter {
+    port: Box<dyn SerialPort>,
+    device: String,
+    line: Vec<u8>,
+    received: VecDeque<CanFrame>,
+    /// Replies (CR, `z`, `Z`, BEL) not yet consumed by a command.
+    replies: VecDeque<u8>,
+    timestamps: bool,
+}
+
+/// Choices that differ between slcan adapters.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SlcanOptions {
+    /// `S7` means 750 kbit/s (CANable) rather than LAWICEL's 800 kbit/s.
+    pub s7_is_750k: bool,
+    /// Ask for receive timestamps (`Z1`) when the adapter has them.
+    pub timestamps: bool,
+}
+
+impl SlcanAdapter {
+    /// Opens the adapter at `path`, sets the bitrate and opens the channel.
+    pub fn open(path: &str, bitrate: u32, s7_is_750k: bool) -> InstrumentResult<Self> {
+        Self::open_with(
+            path,
+            bitrate,
+            SlcanOptions {
+                s7_is_750k,
+                timestamps: false,
+            },
+        )
+    }
+
+    /// Opens with options. Timestamps (`Z1`) are optional: early CANable firmware answers BEL,
+    /// and the adapter is then used without them.
+    pub fn open_with(path: &str, bitrate: u32, options: SlcanOptions) -> InstrumentResult<Self> {
+        let code =
+            bitrate_code(bitrate, options.s7_is_750k).ok_or_else(|| InstrumentError::Protocol {
+                device: path.to_string(),
+                reason: format!(
+                    "slcan has no bitrate code for {bitrate} bit/s (10k..1M standard rates only)"
+                ),
+            })?;
+        let port = serial::open(path, 115_200)?;
+        let mut adapter = Self {
+            port,
+            device: path.to_string(),
+            line: Vec::new(),
+            received: VecDeque::new(),
+            replies: VecDeque::new(),
+            timestamps: false,
+        };
+        // Flush any half-typed command, then close (BEL if already closed is fine).
+        adapter.write(b"\r\r\r")?;
+        std::thread::sleep(Duration::from_millis(20));
+        adapter.pump(Duration::from_millis(20))?;
+        adapter.replies.clear();
+        let _ = adapter.command("C");
+        adapter.command(&format!("S{code}"))?;
+        if options.timestamps {
+            match adapter.command("Z1") {
+                Ok(()) => adapter.timestamps = true,
+                Err(InstrumentError::Protocol { .. }) => {
+                    tracing::warn!(device = %adapter.device, "adapter refuses Z1 (early CANable firmware?): receiving without timestamps");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        adapter.command("O")?;
+        Ok(adapter)
+    }
+
+    /// Whether received frames carry the adapter's timestamps.
+    pub fn timestamps(&self) -> bool {
+        self.timestamps
+    }
+
+    /// Sends a query command and returns its answer line, or `None` when the adapter refuses it
+    /// with BEL (optional commands such as `F` and `N` are missing on early CANable firmware).
+    /// Frames that arrive meanwhile are kept.
+    fn query(&mut self, cmd: &str) -> InstrumentResult<Option<String>> {
+        self.write(format!("{cmd}\r").as_bytes())?;
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        loop {
+            let mut buf = [0u8; 64];
+            let n = read_some(self.port.as_mut(), &mut buf, &self.device)?;
+            self.line.extend_from_slice(&buf[..n]);
+            while let Some(pos) = self.line.iter().position(|&b| b == CR || b == BEL) {
+                let text: Vec<u8> = self.line.drain(..=pos).collect();
+                let body = &text[..text.len() - 1];
+                if text.last() == Some(&BEL) {
+                    return Ok(None);
+                }
+                if let Some(frame) = decode_frame(body) {
+                    self.received.push_back(frame);
+                    continue;
+                }
+                if body.is_empty() || body == b"z" || body == b"Z" {
+                    continue; // a late acknowledgement
+                }
+                return Ok(Some(String::from_utf8_lossy(body).into_owned()));
+            }
+            if Instant::now() > deadline {
+                return Err(self.timeout(cmd));
+            }
+        }
+    }
+
+    /// Version string (`V` command).
+    pub fn version(&mut self) -> InstrumentResult<String> {
+        self.query("V")?.ok_or_else(|| InstrumentError::Protocol {
+            device: self.device.clone(),
+            reason: "V not supported".into(),
+        })
+    }
+
+    /// Serial number (`N`), `None` when the adapter lacks the command.
+    pub fn serial_number(&mut self) -> InstrumentResult<Option<String>> {
+        Ok(self
+            .query("N")?
+            .map(|s| s.trim_start_matches('N').to_string()))
+    }
+
+    /// Status flags (`F`: bit 0 RX FIFO full, 1 TX FIFO full, 2 error warning, 3 data overrun,
+    /// 5 error passive, 6 arbitration lost, 7 bus error), `None` when the adapter lacks it.
+    pub fn status_flags(&mut self) -> InstrumentResult<Option<u8>> {
+        match self.query("F")? {
+            None => Ok(None),
+            Some(s) => u8::from_str_radix(s.trim_start_matches('F'), 16)
+                .map(Some)
+                .map_err(|_| InstrumentError::Protocol {
+                    device: self.device.clone(),
+                    reason: format!("answered {s:?} to F"),
+                }),
+        }
+    }
+
+    fn timeout(&self, what: &str) -> InstrumentError {
+        InstrumentError::Timeout {
+            device: self.device.clone(),
+            what: format!("slcan command {what:?}"),
+            timeout: COMMAND_TIMEOUT,
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> InstrumentResult<()> {
+        self.port
+            .write_all(bytes)
+            .map_err(|e| io_error(&self.device, e))?;
+        self.port.flush().map_err(|e| io_error(&self.device, e))
+    }
+
+    /// Sends `cmd` + CR and waits for its reply: Ok on CR/`z`/`Z`, error on BEL.
+    fn command(&mut self, cmd: &str) -> InstrumentResult<()> {
+        self.write(format!("{cmd}\r").as_bytes())?;
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        loop {
+            if let Some(reply) = self.replies.pop_front() {
+                return match reply {
+                    BEL => Err(InstrumentError::Protocol {
+                        device: self.device.clone(),
+                        reason: format!("adapter refused {cmd:?} (BEL)"),
+                    }),
+                    _ => Ok(()),
+                };
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.timeout(cmd));
+            }
+            self.pump(left.min(Duration::from_millis(10)))?;
+        }
+    }
+
+    /// Reads what arrives within about `wait`, sorting frames from replies.
+    fn pump(&mut self, wait: Duration) -> InstrumentResult<()> {
+        let deadline = Instant::now() + wait;
+        let mut buf = [0u8; 256];
+        loop {
+            let n = read_some(self.port.as_mut(), &mut buf, &self.device)?;
+            for &b in &buf[..n] {
+                match b {
+                    BEL => {
+                        self.line.clear();
+                        self.replies.push_back(BEL);
+                    }
+                    CR => {
+                        let line = std::mem::take(&mut self.line);
+                        match line.first() {
+                            None => self.replies.push_back(CR),
+                            Some(b'z' | b'Z') if line.len() == 1 => self.replies.push_back(CR),
+                            Some(_) => {
+                                if let Some(frame) = decode_frame(&line) {
+                                    self.received.push_back(frame);
+                                } else {
+                                    tracing::debug!(device = %self.device, line = %String::from_utf8_lossy(&line), "ignored slcan line");
+                                }
+                            }
+                        }
+                    }
+                    b'\n' => {}
+                    _ => self.line.push(b),
+                }
+            }
+            if n == 0 || Instant::now() >= deadline {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Closes the CAN channel (`C`).
+    pub fn close(&mut self) -> InstrumentResult<()> {
+        self.command("C")
+    }
+}
+
+impl CanAdapter for SlcanAdapter {
+    fn send(&mut self, frame: &CanFrame) -> InstrumentResult<()> {
+        self.command(&encode_frame(frame))
+    }
+
+    fn recv(&mut self, timeout: Duration) -> InstrumentResult<Option<CanFrame>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(f) = self.received.pop_front() {
+                return Ok(Some(f));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            self.pump(left.min(Duration::from_millis(10)))?;
+            // Stray replies outside a command (e.g. late acks) are dropped.
+            self.replies.clear();
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("slcan adapter at {}", self.device)
+    }
+}
+
+impl Drop for SlcanAdapter {
+    fn drop(&mut self) {
+        let _ = self.write(b"C\r");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_lawicel_frames() {
+        let f = CanFrame::standard(0x156, &[0x00, 0x96, 0, 0, 0, 0, 0, 0]).unwrap();
+        assert_eq!(encode_frame(&f), "t15680096000000000000");
+        let f = CanFrame::extended(0x18DB33F1, &[0x02, 0x01, 0x5C]).unwrap();
+        assert_eq!(encode_frame(&f), "T18DB33F1302015C");
+        let f = CanFrame::standard(0x7DF, &[]).unwrap();
+        assert_eq!(encode_frame(&f), "t7DF0");
+    }
+
+    #[test]
+    fn decodes_with_and_without_timestamp() {
+        let f = decode_frame(b"t7DF802015C0000000000").unwrap();
+        assert_eq!((f.id, f.len, f.data[2]), (0x7DF, 8, 0x5C));
+        let f = decode_frame(b"t7DF802015C00000000001A2B").unwrap();
+        assert_eq!(f.id, 0x7DF);
+        let f = decode_frame(b"T1ABCDEF021122").unwrap();
+        assert!(f.extended);
+        assert_eq!(f.payload(), &[0x11, 0x22]);
+    }
+
+    #[test]
+    fn refuses_malformed_lines() {
+        for line in [
+            &b"t7DF9"[..],
+            b"t7DF2011",
+            b"tXYZ0",
+            b"r1230",
+            b"t7DF20102FF",
+            b"z",
+            b"",
+        ] {
+            assert_eq!(
+                decode_frame(line),
+                None,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn s7_is_a_config_choice() {
+        assert_eq!(bitrate_code(500_000, false), Some('6'));
+        assert_eq!(bitrate_code(800_000, false), Some('7'));
+        assert_eq!(bitrate_code(800_000, true), None);
+        assert_eq!(bitrate_code(750_000, true), Some('7'));
+        assert_eq!(bitrate_code(333_000, false), None);
+    }
+}

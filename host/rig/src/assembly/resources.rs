@@ -1,0 +1,96 @@
+//! A bench's instruments as resources, before any driver is bound to them: the device paths
+//! the rig config names or, for a simulated bench, the bench started and its pseudo-terminals.
+
+use bench_config::{BoardBackend, ProbeBackend, RigConfig};
+use rig_instruments::DebugProbe;
+use rig_sim::{probe::SimulatedProbe, SimulatedBench};
+
+/// The serial devices of a bench's instruments.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BenchPorts {
+    pub slcan: String,
+    pub sump: String,
+    pub relay: String,
+    pub telemetry: String,
+}
+
+impl BenchPorts {
+    /// The simulated bench's pseudo-terminals.
+    pub(crate) fn of(bench: &SimulatedBench) -> Self {
+        let p = &bench.ports;
+        Self {
+            slcan: p.slcan.clone(),
+            sump: p.sump.clone(),
+            relay: p.relay.clone(),
+            telemetry: p.telemetry.clone(),
+        }
+    }
+
+    /// The device paths a hardware rig config names.
+    fn configured(config: &RigConfig) -> Self {
+        Self {
+            slcan: config.can.port.clone().unwrap_or_default(),
+            sump: config.pulse_meter.port.clone(),
+            // Only serial switches have a port; command and sysfs switches ignore it.
+            relay: config.power.port.clone().unwrap_or_default(),
+            telemetry: config.telemetry.port.clone(),
+        }
+    }
+}
+
+/// What a rig config says is attached, made reachable: for `board.backend = "simulated"` a
+/// fresh simulated bench (stopped when this is dropped).
+pub struct BenchResources {
+    pub ports: BenchPorts,
+    simulated: Option<SimulatedBench>,
+}
+
+impl BenchResources {
+    pub fn start(config: &RigConfig) -> std::io::Result<Self> {
+        match config.backend {
+            BoardBackend::Simulated => {
+                let bench = super::start_simulated_bench(config).map_err(|e| match e {
+                    rig_verify::rig::RigError::Simulation(io) => io,
+                    other => std::io::Error::other(other.to_string()),
+                })?;
+                Ok(Self::simulated(bench))
+            }
+            BoardBackend::Hardware => Ok(Self {
+                ports: BenchPorts::configured(config),
+                simulated: None,
+            }),
+        }
+    }
+
+    pub(crate) fn simulated(bench: SimulatedBench) -> Self {
+        Self {
+            ports: BenchPorts::of(&bench),
+            simulated: Some(bench),
+        }
+    }
+
+    pub(crate) fn hardware(config: &RigConfig) -> Self {
+        Self {
+            ports: BenchPorts::configured(config),
+            simulated: None,
+        }
+    }
+
+    pub fn is_simulated(&self) -> bool {
+        self.simulated.is_some()
+    }
+
+    /// The simulated bench's in-process debug probe (`probe.backend = "simulated"`).
+    pub fn simulated_probe(&self, config: &RigConfig) -> Option<Box<dyn DebugProbe>> {
+        match (config.probe.backend, &self.simulated) {
+            (ProbeBackend::Simulated, Some(b)) => {
+                Some(Box::new(SimulatedProbe::new(b.shared.clone())))
+            }
+            _ => None,
+        }
+    }
+
+    pub(crate) fn into_bench(self) -> Option<SimulatedBench> {
+        self.simulated
+    }
+}

@@ -1,0 +1,96 @@
+//! A simulated bench on its own (`rig sim`): started from a rig config, the board powered
+//! through the simulated LCUS-1 relay (the same bytes a real relay gets) and loaded with the
+//! firmware under test, as `rig run` would.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use bench_config::{BoardBackend, FileError, FirmwareKind, RigConfig};
+use rig_instruments::{drivers, EmulationStats, InstrumentError};
+use rig_sim::SimulatedBench;
+use rig_verify::rig::RigError;
+
+use super::BenchPorts;
+
+/// Why the simulated bench could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SimCommandError {
+    #[error(transparent)]
+    Config(#[from] FileError),
+    #[error("{0}: board.backend is \"hardware\"; `rig sim` runs only simulated rig configs (e.g. rig-config/sim.toml)")]
+    NotSimulated(String),
+    #[error("cannot start the simulated bench: {0}")]
+    Bench(std::io::Error),
+    #[error("cannot power the simulated board on: {0}")]
+    Power(#[from] InstrumentError),
+    #[error(
+        "the simulated relay took the power-on command but the board did not power up within {0:?}"
+    )]
+    PowerTimeout(Duration),
+    #[error(transparent)]
+    Firmware(#[from] RigError),
+}
+
+/// A running simulated bench with its board powered (stops when dropped).
+pub struct SimSession {
+    pub config: RigConfig,
+    bench: SimulatedBench,
+    ports: BenchPorts,
+}
+
+impl SimSession {
+    /// The instruments' pseudo-terminals.
+    pub fn ports(&self) -> &BenchPorts {
+        &self.ports
+    }
+
+    pub fn board_powered(&self) -> bool {
+        self.bench.shared.board().powered
+    }
+
+    /// The emulated board's speed (`firmware.kind = "elf"`).
+    pub fn emulation(&self) -> Option<EmulationStats> {
+        self.bench.shared.board().target.emulation()
+    }
+}
+
+/// Starts the bench of the rig config at `path`, powers the board through the relay and loads
+/// the firmware under test.
+pub fn start(path: &Path) -> Result<SimSession, SimCommandError> {
+    let config = RigConfig::load(path)?;
+    if config.backend != BoardBackend::Simulated {
+        return Err(SimCommandError::NotSimulated(path.display().to_string()));
+    }
+    let bench = super::start_simulated_bench(&config).map_err(|e| match e {
+        RigError::Simulation(io) => SimCommandError::Bench(io),
+        other => SimCommandError::Firmware(other),
+    })?;
+    {
+        // Through the relay's own protocol, then closed again so the user can open the port.
+        let mut relay = drivers::open_power(&config.power, &bench.ports.relay)?;
+        relay.set_power(true)?;
+    }
+    let timeout = Duration::from_secs(2);
+    let end = Instant::now() + timeout;
+    while !bench.shared.board().powered {
+        if Instant::now() > end {
+            return Err(SimCommandError::PowerTimeout(timeout));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(config.power.settle_ms));
+    if config.firmware_kind == FirmwareKind::Logic {
+        super::load_logic_firmware(&config, &bench.shared)?;
+    }
+    if config.firmware_kind == FirmwareKind::Elf {
+        super::load_elf_firmware(&config, &bench.shared)?;
+    }
+    let ports = BenchPorts::of(&bench);
+    Ok(SimSession {
+        config,
+        bench,
+        ports,
+    })
+}

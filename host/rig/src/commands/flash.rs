@@ -1,0 +1,217 @@
+//! `rig flash`: put a firmware ELF on the bench's board through its debug probe. Preflight the
+//! ELF, switch the supply on, attach to the Cortex-M7 (under reset when configured or when a
+//! normal attach fails), download with verify, reset.
+//!
+//! On the simulated bench every run starts a fresh simulated board, so flashing there proves
+//! the command path (ELF segments downloaded into the board model's flash and read back), not
+//! a lasting change.
+
+use std::{
+    io::Write,
+    path::Path,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use crate::assembly::BenchResources;
+use bench_config::{ProbeBackend, RigConfig};
+use rig_instruments::drivers::{self, probe_rs::ProbeRsProbe};
+use rig_instruments::elf::{self, ElfError, Segment};
+use rig_instruments::{CoreSelect, DebugProbe, InstrumentError, ProbeError};
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FlashOptions {
+    /// Connect under reset right away (also `probe.under_reset` in the rig config).
+    pub under_reset: bool,
+    /// Leave the supply as it is instead of switching it on first.
+    pub no_power: bool,
+    /// Skip the emulated boot check (`rig preflight`, feature `emulator`).
+    pub no_preflight: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlashError {
+    #[error("{0}")]
+    Elf(#[from] ElfError),
+    #[error("preflight: {0}")]
+    Preflight(String),
+    #[error("simulated bench: {0}")]
+    Simulation(std::io::Error),
+    #[error("power switch: {0}")]
+    Power(#[from] InstrumentError),
+    #[error("{0}")]
+    Probe(#[from] ProbeError),
+    #[error("probe.backend = \"none\" in {0}: this bench has no debug probe to flash with; set probe.backend = \"probe-rs\" and probe.serial")]
+    NoProbe(String),
+}
+
+/// What the ELF will put where (printed, and the input of the preflight).
+pub struct ElfSummary {
+    pub segments: Vec<Segment>,
+    pub bytes: usize,
+    pub sha256: String,
+}
+
+/// Reads the ELF before anything touches the board.
+pub fn summarize(elf_path: &Path) -> Result<ElfSummary, FlashError> {
+    let segments = elf::load_segments(elf_path)?;
+    let bytes = segments.iter().map(|s| s.data.len()).sum();
+    let sha256 = elf::sha256_hex(elf_path)?;
+    Ok(ElfSummary {
+        segments,
+        bytes,
+        sha256,
+    })
+}
+
+/// Checks before anything is written to the board.
+///
+/// PREFLIGHT: the firmware preflight (e.g. the ELF's supply choice against `board.wiring`)
+/// goes here; an `Err` stops `rig flash` before the probe is touched. Today it only checks
+/// that the image has something to write and fits the chip's flash.
+pub fn preflight(config: &RigConfig, elf: &ElfSummary) -> Result<(), FlashError> {
+    const FLASH: std::ops::Range<u64> = 0x0800_0000..0x0820_0000;
+    if elf.bytes == 0 {
+        return Err(FlashError::Preflight(
+            "the ELF has no bytes to write".into(),
+        ));
+    }
+    for s in &elf.segments {
+        let end = u64::from(s.address) + s.data.len() as u64;
+        if !(FLASH.contains(&u64::from(s.address)) && end <= FLASH.end) {
+            return Err(FlashError::Preflight(format!(
+                "segment at {:#010x} ({} bytes) is outside the flash of {} (0x08000000..0x08200000): is this the board ELF?",
+                s.address,
+                s.data.len(),
+                config.board_model
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Flashes `elf_path` on the bench `config` describes, saying what it does on `out`.
+pub fn flash(
+    config: &RigConfig,
+    elf_path: &Path,
+    opts: FlashOptions,
+    out: &mut dyn Write,
+) -> Result<(), FlashError> {
+    let mut say = |line: String| {
+        let _ = writeln!(out, "{line}");
+    };
+    let summary = summarize(elf_path)?;
+    say(format!(
+        "firmware: {} ({} bytes in {} segment(s), sha256 {})",
+        elf_path.display(),
+        summary.bytes,
+        summary.segments.len(),
+        summary.sha256
+    ));
+    preflight(config, &summary)?;
+    #[cfg(feature = "emulator")]
+    if opts.no_preflight {
+        say("emulated preflight: skipped (--no-preflight)".into());
+    } else {
+        let line = rig_emu::preflight::gate(config, elf_path).map_err(FlashError::Preflight)?;
+        say(format!("emulated preflight: {line}"));
+    }
+    say("preflight: ok".into());
+
+    if config.probe.backend == ProbeBackend::None {
+        return Err(FlashError::NoProbe(config.path.clone()));
+    }
+    let resources = BenchResources::start(config).map_err(FlashError::Simulation)?;
+    if resources.is_simulated() {
+        say("simulated bench started (a fresh simulated board: flashing it proves the command path only)".into());
+    }
+    if opts.no_power {
+        say("power: left as it is (--no-power)".into());
+    } else {
+        let port = resources.ports.relay.clone();
+        let mut switch = drivers::open_power(&config.power, &port)?;
+        switch.set_power(true)?;
+        std::thread::sleep(Duration::from_millis(config.power.settle_ms));
+        say(format!(
+            "power: {} switched on, waited {} ms",
+            switch.describe(),
+            config.power.settle_ms
+        ));
+    }
+
+    let mut probe: Box<dyn DebugProbe> = match resources.simulated_probe(config) {
+        Some(p) => p,
+        None => {
+            let p = ProbeRsProbe::open(&config.probe).map_err(ProbeError::from)?;
+            if let Some(n) = &p.notice {
+                say(format!("note: {n}"));
+            }
+            Box::new(p)
+        }
+    };
+    say(format!("probe: {}", probe.describe()));
+
+    let under_reset = opts.under_reset || config.probe.under_reset;
+    let attach_timeout = Duration::from_millis(config.probe.attach_timeout_ms);
+    let mut attached_under_reset = under_reset;
+    if under_reset {
+        probe.attach_under_reset(CoreSelect::Cm7)?;
+        say("attached to the Cortex-M7 under reset".into());
+    } else {
+        match rig_instruments::attach_with_retry(probe.as_mut(), CoreSelect::Cm7, attach_timeout) {
+            Ok(()) => say("attached to the Cortex-M7".into()),
+            Err(first) => {
+                say(format!(
+                    "normal attach failed within {attach_timeout:?} ({first}); trying under reset"
+                ));
+                probe.attach_under_reset(CoreSelect::Cm7).map_err(|e| {
+                    ProbeError::Other {
+                        probe: probe.describe(),
+                        reason: format!("attach failed ({first}) and so did attach under reset ({e}). If the board locked up after a wrong supply choice, run the recovery (hold NRST while powering on, mass erase)"),
+                    }
+                })?;
+                attached_under_reset = true;
+                say("attached to the Cortex-M7 under reset".into());
+            }
+        }
+    }
+
+    let started = Instant::now();
+    let result = probe.flash_elf(elf_path);
+    probe.detach();
+    // The simulated probe keeps NRST held after an attach under reset; a real one has let go.
+    if attached_under_reset && resources.is_simulated() {
+        probe.hold_reset(false)?;
+    }
+    result?;
+    say(format!(
+        "downloaded {} bytes, verified, target reset ({:.1} s)",
+        summary.bytes,
+        started.elapsed().as_secs_f64()
+    ));
+    drop(resources);
+    Ok(())
+}
+
+/// `rig flash`: 0 when flashed and verified, 1 otherwise, 2 when the rig config cannot be read.
+pub fn cli(rig: &Path, elf_path: &Path, opts: FlashOptions) -> ExitCode {
+    let config = match RigConfig::load(rig) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: rig config: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("rig: {} ({})", config.name, config.path);
+    let mut stdout = std::io::stdout();
+    match flash(&config, elf_path, opts, &mut stdout) {
+        Ok(()) => {
+            println!("flashed");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Every `rig` command, a file each: `run` and `check` (scenarios), `list`, `doctor` and
+//! `flash` (the bench and its board), `recover` and `soak` (power-loss procedures), `sim` (a
+//! standalone simulated bench for other tools) and `preflight` (the emulator's verdict on an
+//! ELF).
+
+pub mod check;
+pub mod doctor;
+pub mod flash;
+pub mod list;
+pub mod preflight;
+pub mod recover;
+pub mod run;
+pub mod sim;
+pub mod soak;

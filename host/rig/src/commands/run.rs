@@ -1,0 +1,178 @@
+//! `rig run`: scenario files on a rig, progress on the console, reports/<run-id>/report.json.
+
+use std::{
+    path::PathBuf,
+    process::ExitCode,
+    sync::{atomic::AtomicBool, Arc},
+};
+
+use rig_verify::{
+    job::{self, Progress, RunOptions},
+    report::{Outcome, ScenarioReport, StepReport},
+    rig::Rig,
+    scenario::Scenario,
+};
+
+use bench_config::bench_folder;
+
+use crate::assembly;
+
+/// `rig run`'s arguments; `None` and an empty list take the bench folder's defaults.
+pub struct RunArgs {
+    pub paths: Vec<PathBuf>,
+    pub rig: Option<PathBuf>,
+    pub reports: PathBuf,
+    pub dbc: Option<PathBuf>,
+}
+
+/// The run job with the bench assembled from the rig config (what the CLI and the tests run).
+pub fn run(
+    rig: PathBuf,
+    scenarios: Vec<PathBuf>,
+    reports_root: PathBuf,
+    dbc: PathBuf,
+    abort: &AtomicBool,
+    progress: &mut dyn Progress,
+) -> std::io::Result<job::RunResult> {
+    let opener = |config, encoder| assembly::open(config, encoder).map_err(|e| e.to_string());
+    let opts = RunOptions {
+        rig,
+        scenarios,
+        reports_root,
+        dbc,
+        abort,
+        open_rig: &opener,
+    };
+    job::run(&opts, progress)
+}
+
+pub fn cli(args: RunArgs) -> ExitCode {
+    let abort = Arc::new(AtomicBool::new(false));
+    let flag = abort.clone();
+    if let Err(e) =
+        ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed))
+    {
+        eprintln!("warning: cannot catch Ctrl-C ({e}); an interrupted run leaves its last report");
+    }
+    let scenarios = if args.paths.is_empty() {
+        vec![bench_folder::default_scenarios()]
+    } else {
+        args.paths
+    };
+    let reports_root = args.reports.clone();
+    let result = run(
+        args.rig.unwrap_or_else(bench_folder::default_rig_config),
+        scenarios,
+        args.reports,
+        args.dbc.unwrap_or_else(bench_folder::default_dbc),
+        &abort,
+        &mut Console,
+    );
+    match result {
+        Ok(result) => {
+            let s = &result.report.summary;
+            println!(
+                "\n{}: {} scenarios, {} passed, {} failed, {} errors",
+                mark(result.report.outcome),
+                s.scenarios,
+                s.passed,
+                s.failed,
+                s.errors
+            );
+            if let Some(em) = &result.report.emulation {
+                println!(
+                    "emulated board: {} instructions, {:.1} emulated s in {:.1} bench s (real-time factor {:.3}), {:.1} M instructions/s, {:.1}x faster than real time when busy",
+                    em.instructions, em.virtual_s, em.wall_s, em.real_time_factor, em.instructions_per_s / 1e6, em.speed_factor
+                );
+            }
+            if let Some(e) = &result.report.error {
+                eprintln!("error: {e}");
+            }
+            println!("report: {}", result.report_path.display());
+            ExitCode::from(result.exit_code() as u8)
+        }
+        Err(e) => {
+            eprintln!(
+                "error: cannot write the report under {}: {e}",
+                reports_root.display()
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+pub struct Console;
+
+fn mark(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "pass",
+        Outcome::Fail => "FAIL",
+        Outcome::Error => "ERROR",
+        Outcome::Skipped => "skip",
+        Outcome::Running => "....",
+    }
+}
+
+impl Progress for Console {
+    fn rig_ready(&mut self, rig: &Rig) {
+        println!("rig: {} ({})", rig.config.name, rig.config.path);
+        for i in rig.info().instruments {
+            println!("  - {i}");
+        }
+    }
+    fn scenario_started(&mut self, s: &Scenario) {
+        println!("\nscenario {} ({})", s.name, s.path.display());
+    }
+    fn step_done(&mut self, s: &StepReport) {
+        let ms: Vec<String> = s
+            .measurements
+            .iter()
+            .filter(|m| m.low.is_some() || m.high.is_some() || m.name.contains("time"))
+            .map(|m| {
+                format!(
+                    "{}={:.1}{}",
+                    m.name,
+                    m.value,
+                    if m.units == "us" || m.units == "ms" {
+                        m.units.as_str()
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect();
+        println!(
+            "  [{}] {:>2} {:<20} {:>8.0} ms  {}",
+            mark(s.outcome),
+            s.index,
+            s.action,
+            s.duration_ms,
+            ms.join(" ")
+        );
+        if let Some(m) = &s.message {
+            if s.outcome != Outcome::Pass {
+                println!("         {m}");
+            }
+        }
+        if let Some(d) = &s.diagnosis {
+            println!("         diagnosis: {d}");
+        }
+    }
+    fn scenario_done(&mut self, r: &ScenarioReport) {
+        let settle = r
+            .settling
+            .as_ref()
+            .map(|s| {
+                format!(
+                    ", settling {:.0} ms vs floor {:.0} ms ({:.2}x over {} set-points)",
+                    s.total_ms, s.floor_ms, s.ratio, s.setpoints
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "  => {} in {:.1} s{settle}",
+            mark(r.outcome),
+            r.duration_ms / 1000.0
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! `rig sim`: the simulated bench on its own, so its instruments can be tried by hand with
+//! the usual tools (python-can, sigrok-cli, picocom) or with the rig's drivers.
+//!
+//! The bench comes from a rig config (`board.backend = "simulated"`), the board is powered on
+//! through the simulated LCUS-1 relay (the same bytes a real relay gets) and, for
+//! `firmware.kind = "logic"`, loaded with the firmware under test, as `rig run` would. Then
+//! the pseudo-terminal paths are printed and the bench runs until Ctrl-C.
+
+use std::{
+    io::Write,
+    path::Path,
+    process::ExitCode,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use bench_config::{CanAdapterKind, FirmwareKind, RigConfig};
+use rig_instruments::drivers;
+
+pub use crate::assembly::standalone::{start, SimCommandError, SimSession};
+use crate::assembly::BenchPorts;
+
+/// What `rig sim` prints: the ports as shell variables and commands to paste.
+pub fn instructions(config: &RigConfig, ports: &BenchPorts) -> String {
+    let ch = config.power.channel;
+    let octal = |b: [u8; 4]| b.iter().map(|x| format!("\\{x:03o}")).collect::<String>();
+    let on = octal(drivers::lcus::command(ch, true));
+    let off = octal(drivers::lcus::command(ch, false));
+    let firmware = match config.firmware_kind {
+        FirmwareKind::Logic => format!("gauge-logic built for {}", config.firmware_supply.name()),
+        FirmwareKind::Flashed => "as flashed".to_string(),
+        FirmwareKind::Elf => format!(
+            "the board ELF {} on the emulated board",
+            config
+                .firmware_elf
+                .as_deref()
+                .map_or("(none)".into(), |p| p.display().to_string())
+        ),
+    };
+    let rate = config.pulse_meter.sample_rate_hz;
+    let ch0 = config.pulse_meter.channel;
+    let bitrate = config.can.bitrate;
+    // The bus is on the slcan pty, or bridged to a SocketCAN interface (then the pty is mute).
+    let (can_var, can_try) = match (config.can.adapter, &config.can.interface) {
+        (CanAdapterKind::Socketcan, Some(iface)) => (
+            String::new(),
+            format!("python -m can.viewer -i socketcan -c {iface}    # CAN bus, bridged to {iface} (or: candump {iface})"),
+        ),
+        _ => (
+            format!("SLCAN={}\n", ports.slcan),
+            format!(
+                "python -m can.viewer -i slcan -c {} -b {bitrate}    # CAN bus through the slcan adapter",
+                ports.slcan
+            ),
+        ),
+    };
+    format!(
+        "rig sim: simulated bench {name:?} ({path})\n\
+         board: {model}, wired {wiring}, firmware {firmware}; powered on through the LCUS-1 relay\n\
+         \n\
+         Instruments on pseudo-terminals (paste into a shell to set variables):\n\
+         {can_var}\
+         SUMP={sump}\n\
+         RELAY={relay}\n\
+         TELEMETRY={telemetry}\n\
+         \n\
+         Try:\n\
+         \x20 {can_try}\n\
+         \x20 sigrok-cli -d ols:conn={sump} -c samplerate={rate} --samples 60000 -C {ch0} -t {ch0}=r -P pwm:data={ch0}    # servo PWM (SUMP analyzer, channel {ch0})\n\
+         \x20 picocom -b {baud} {telemetry}    # the firmware's GAUGE/1 status lines\n\
+         \x20 printf '{off}' > {relay}    # relay channel {ch} off (board power cut); '{on}' switches it on\n\
+         \n\
+         Ctrl-C stops the bench.\n",
+        name = config.name,
+        path = config.path,
+        model = config.board_model,
+        wiring = config.wiring.name(),
+        sump = ports.sump,
+        relay = ports.relay,
+        telemetry = ports.telemetry,
+        baud = config.telemetry.baud,
+    )
+}
+
+/// Runs the bench of `path` until `stop` is set, reporting power changes on `out`.
+pub fn run(path: &Path, stop: &AtomicBool, out: &mut dyn Write) -> Result<(), SimCommandError> {
+    let session = start(path)?;
+    let text = instructions(&session.config, session.ports());
+    // Output is best effort: a closed stdout must not stop the bench.
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    let mut powered = true;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = session.board_powered();
+        if now != powered {
+            powered = now;
+            let _ = writeln!(
+                out,
+                "board power {} (relay)",
+                if now { "on" } else { "off" }
+            );
+            let _ = out.flush();
+        }
+    }
+    // The emulated board's speed (feature `emulator`, firmware.kind = "elf").
+    let emulation = session.emulation();
+    if let Some(s) = emulation {
+        let _ = writeln!(
+            out,
+            "emulated board: {:.1} s emulated, {:.1} M instructions/s, {:.1}x faster than \
+             real time, real-time factor {:.3}; {}",
+            s.virtual_s,
+            s.instructions_per_s / 1e6,
+            s.speed_factor,
+            s.real_time_factor,
+            s.state
+        );
+    }
+    drop(session);
+    let _ = writeln!(out, "rig sim: stopped");
+    let _ = out.flush();
+    Ok(())
+}
+
+/// `rig sim` for the CLI: 0 after Ctrl-C, 2 when the bench could not start.
+pub fn cli(path: &Path) -> ExitCode {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
+        eprintln!("error: cannot catch Ctrl-C ({e}); `rig sim` would never stop cleanly");
+        return ExitCode::from(2);
+    }
+    match run(path, &stop, &mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

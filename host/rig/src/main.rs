@@ -1,0 +1,227 @@
+//! `rig`: the gauge's hardware-in-the-loop rig.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use bench_config::{bench_folder::default_rig_config, RigConfig};
+use clap::{Parser, Subcommand};
+use rig::commands;
+
+#[derive(Parser)]
+#[command(
+    name = "rig",
+    version,
+    about = "Hardware-in-the-loop rig for the CAN oil-temperature gauge"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenario files (or folders of them) on a rig and write reports/<run-id>/report.json.
+    Run {
+        /// Scenario files or folders [default: scenarios/]
+        paths: Vec<PathBuf>,
+        /// Rig config [default: $GAUGE_RIG, else rig-config/sim.toml, the simulated bench]
+        #[arg(long)]
+        rig: Option<PathBuf>,
+        /// Where run folders go
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+        /// The DBC describing the broadcast frame
+        #[arg(long)]
+        dbc: Option<PathBuf>,
+    },
+    /// Check scenario and rig files without running anything.
+    Check {
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        rig: Option<PathBuf>,
+    },
+    /// ST's supply lock-up recovery: connect under reset, mass erase (--erase), power-cycle,
+    /// verify PWR_CR3, optionally flash (ELF path, or logic:<supply> on the simulated bench) and
+    /// re-run the power-cycle check.
+    Recover {
+        #[arg(long)]
+        rig: Option<PathBuf>,
+        /// Confirms the mass erase of both flash banks
+        #[arg(long)]
+        erase: bool,
+        /// Firmware to flash afterwards: an ELF, or logic:<supply> on the simulated bench
+        #[arg(long)]
+        flash: Option<rig_verify::power_loss::recovery::FlashImage>,
+    },
+    /// Repeat the power-cycle check N times; counts and min/median/max of boot-to-attach and
+    /// power-on-to-first-pulse times.
+    Soak {
+        #[arg(long)]
+        rig: Option<PathBuf>,
+        #[arg(long, default_value_t = 100)]
+        cycles: usize,
+        /// Supply off time per cycle [default: the rig config's power.off_ms]
+        #[arg(long)]
+        off_ms: Option<u64>,
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+    },
+    /// Start the simulated bench on its own (board powered on), print its instruments'
+    /// pseudo-terminals and run until Ctrl-C.
+    Sim {
+        /// Rig config [default: $GAUGE_RIG, else rig-config/sim.toml]
+        #[arg(long)]
+        rig: Option<PathBuf>,
+    },
+    /// List serial ports (USB vendor:product, serial, manufacturer, /dev/serial/by-id names)
+    /// and debug probes (serial numbers), to help write a rig config. Needs nothing attached.
+    List,
+    /// Check each instrument of a bench: open it, identify it, print a table. Switches the
+    /// supply on first (like `run`) so the board can answer. Exit 0 when all are ok, else 1.
+    Doctor {
+        /// Rig config [default: $GAUGE_RIG, else rig-config/sim.toml]
+        #[arg(long)]
+        rig: Option<PathBuf>,
+        /// Only open the power switch; do not switch the supply on
+        #[arg(long)]
+        no_power: bool,
+    },
+    /// Flash a firmware ELF through the bench's probe: attach to the Cortex-M7 (under reset
+    /// when configured or when a normal attach fails), download with verify, reset. On the
+    /// simulated bench each run starts a fresh simulated board, so it mostly proves the
+    /// command path.
+    Flash {
+        /// Rig config [default: $GAUGE_RIG, else rig-config/sim.toml]
+        #[arg(long)]
+        rig: Option<PathBuf>,
+        /// The board ELF (firmware/build.sh writes
+        /// firmware/target/thumbv7em-none-eabihf/release/firmware)
+        elf: PathBuf,
+        /// Connect under reset (NRST held while attaching) right away
+        #[arg(long)]
+        under_reset: bool,
+        /// Leave the supply as it is instead of switching it on first
+        #[arg(long)]
+        no_power: bool,
+        /// Flash even when the emulated boot check (rig preflight) refuses the ELF
+        #[arg(long)]
+        no_preflight: bool,
+    },
+    /// Boot a firmware ELF in the emulator (feature `emulator`) and refuse it when it writes a
+    /// supply to PWR_CR3 that differs from the board's wiring, programs option bytes that
+    /// disable the Cortex-M7's boot, or never reaches its idle loop. Exit 0 ok, 1 refused,
+    /// 2 error.
+    Preflight {
+        /// A rig config file (its board.wiring), or a named board: nucleo-h755zi-q
+        /// [default: $GAUGE_RIG, else rig-config/sim.toml]
+        #[arg(long)]
+        board: Option<String>,
+        /// The board ELF (firmware/build.sh writes
+        /// firmware/target/thumbv7em-none-eabihf/release/firmware)
+        elf: PathBuf,
+        /// Stop a boot that has not reached idle after this many instructions
+        #[arg(long, default_value_t = 50_000_000)]
+        max_instructions: u64,
+        /// Stop a boot that has not reached idle after this many seconds
+        #[arg(long, default_value_t = 20.0)]
+        timeout_s: f64,
+        /// List the registers the emulator does not model that the boot touched
+        #[arg(long, short)]
+        verbose: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                // probe-rs's per-driver listing warnings (one per probe kind when USB is not
+                // visible) are noise; the rig says itself when no probe is found.
+                "warn,probe_rs::probe=error".into()
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            paths,
+            rig,
+            reports,
+            dbc,
+        } => commands::run::cli(commands::run::RunArgs {
+            paths,
+            rig,
+            reports,
+            dbc,
+        }),
+        Command::Recover { rig, erase, flash } => commands::recover::cli(
+            &rig.unwrap_or_else(default_rig_config),
+            &rig_verify::power_loss::recovery::RecoverOptions { erase, flash },
+        ),
+        Command::Soak {
+            rig,
+            cycles,
+            off_ms,
+            reports,
+        } => {
+            let rig = rig.unwrap_or_else(default_rig_config);
+            let off = match off_ms {
+                Some(ms) => ms,
+                None => match RigConfig::load(&rig) {
+                    Ok(c) => c.power.off_ms,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            let check = rig_verify::power_loss::PowerCycleCheck {
+                off: std::time::Duration::from_millis(off),
+                celsius: 40.0,
+                pulse_us: 1000.0,
+                tolerance_us: 4.0,
+                settle_timeout: std::time::Duration::from_secs(3),
+            };
+            commands::soak::cli(&rig, cycles, check, &reports)
+        }
+        Command::Sim { rig } => commands::sim::cli(&rig.unwrap_or_else(default_rig_config)),
+        Command::List => commands::list::cli(),
+        Command::Doctor { rig, no_power } => commands::doctor::cli(
+            &rig.unwrap_or_else(default_rig_config),
+            commands::doctor::DoctorOptions {
+                power_on: !no_power,
+            },
+        ),
+        Command::Flash {
+            rig,
+            elf,
+            under_reset,
+            no_power,
+            no_preflight,
+        } => commands::flash::cli(
+            &rig.unwrap_or_else(default_rig_config),
+            &elf,
+            commands::flash::FlashOptions {
+                under_reset,
+                no_power,
+                no_preflight,
+            },
+        ),
+        Command::Preflight {
+            board,
+            elf,
+            max_instructions,
+            timeout_s,
+            verbose,
+        } => commands::preflight::cli(
+            board.unwrap_or_else(|| default_rig_config().display().to_string()),
+            &elf,
+            max_instructions,
+            timeout_s,
+            verbose,
+        ),
+        Command::Check { paths, rig } => {
+            commands::check::cli(paths, rig.unwrap_or_else(default_rig_config))
+        }
+    }
+}

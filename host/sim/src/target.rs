@@ -1,0 +1,99 @@
+//! "The board" as the simulated bench sees it: a target with pins, a CAN controller, a UART and
+//! a debug port. [`super::logic_board::LogicBoard`] runs the host-built firmware logic; an
+//! emulator of the real ELF can implement the same trait.
+
+use std::collections::VecDeque;
+
+use gauge_logic::frame::CanFrame;
+
+pub use rig_instruments::{EmulationStats, FirmwareIdentity};
+use rig_instruments::CoreSelect;
+
+/// The pins and buses a target drives or reads during one tick.
+pub struct TargetIo<'a> {
+    /// Frames on the bus for the target's CAN controller.
+    pub can_rx: &'a mut VecDeque<CanFrame>,
+    /// Frames the target transmits.
+    pub can_tx: &'a mut Vec<CanFrame>,
+    /// Bytes the target sends on its telemetry UART.
+    pub uart_tx: &'a mut Vec<u8>,
+}
+
+/// Output pins after a tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Pins {
+    /// Servo pulse width while the PWM timer runs.
+    pub pwm_pulse_us: Option<u16>,
+    pub red_led: bool,
+}
+
+/// Why a debug access failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DebugAccessError {
+    #[error("no response from the access port")]
+    NoResponse,
+    #[error("address {0:#010x} is not modelled by the simulated board")]
+    Unmapped(u32),
+    /// The emulated board's emulator stopped (an emulated target only).
+    #[error("the emulated board stopped: {0}")]
+    Emulator(String),
+}
+
+pub trait SimulatedTarget: Send {
+    /// Power applied (a power-on reset).
+    fn power_on(&mut self, now_us: u64);
+    fn power_off(&mut self);
+    /// System reset (NRST or a debugger reset): the PWR latch survives.
+    fn reset(&mut self, now_us: u64);
+    /// Advances the target to `now_us`.
+    fn tick(&mut self, now_us: u64, io: &mut TargetIo<'_>) -> Pins;
+    /// Whether the target cut its own power (a planned power cut during a flash write).
+    fn power_cut_requested(&mut self) -> bool {
+        false
+    }
+    fn debug_accessible(&self, core: CoreSelect) -> bool;
+    fn debug_read_u32(&self, core: CoreSelect, address: u32) -> Result<u32, DebugAccessError>;
+    fn identity(&self) -> FirmwareIdentity;
+    /// Programs a new firmware image, as a debugger's flash download does; runs from the next reset.
+    fn load_firmware(&mut self, image: &FirmwareImage) -> Result<(), String>;
+    /// NRST held (true) or released (false). While held the core does not run; releasing it
+    /// starts the firmware, as a reset does.
+    fn set_reset_held(&mut self, held: bool, now_us: u64);
+    /// Erases all flash: program, storage; the firmware becomes [`FirmwareImage::Blank`].
+    fn mass_erase(&mut self);
+    /// Programs segments into the program flash (bank 1), as a flash download does.
+    fn load_program(&mut self, segments: &[rig_instruments::elf::Segment]) -> Result<(), String>;
+    /// Cuts the supply after the next `n` bytes the firmware programs into its storage
+    /// (`None`: no cut planned). Armed while off, it hits the boot-time record writes.
+    fn arm_storage_power_cut(&mut self, n: Option<usize>);
+    /// Bytes programmed into the storage flash so far (a cut's `n` ranges over these).
+    fn storage_bytes_written(&self) -> usize;
+    /// Speed of an emulated target.
+    fn emulation(&self) -> Option<EmulationStats> {
+        None
+    }
+    /// Reads `buf.len()` bytes at `address` through the debug port.
+    fn debug_read(
+        &self,
+        core: CoreSelect,
+        address: u32,
+        buf: &mut [u8],
+    ) -> Result<(), DebugAccessError> {
+        for (i, chunk) in buf.chunks_mut(4).enumerate() {
+            let word = self
+                .debug_read_u32(core, address + 4 * i as u32)?
+                .to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+/// A firmware image a simulated target can be loaded with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FirmwareImage {
+    /// The host-built gauge logic with its build options.
+    Logic(super::logic_board::LogicFirmware),
+    /// Erased flash: the core finds no vector table and runs nothing (PWR_CR3 untouched).
+    Blank,
+}

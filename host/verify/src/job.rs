@@ -1,0 +1,162 @@
+//! The `run` job: rig config + scenarios in, report out. Shared by the CLI and the tests; the
+//! bench itself comes from the caller's opener (the `rig` binary's assembly), so this job
+//! knows no driver and no simulator.
+
+use std::{
+    path::PathBuf,
+    sync::atomic::AtomicBool,
+};
+
+use crate::{dbc::OilTempEncoder, report::{
+        new_run_id, now_rfc3339, Outcome, ReportWriter, RunReport, ScenarioReport, StepReport,
+    }, rig::Rig, session::Runner, scenario::Scenario};
+use bench_config::RigConfig;
+
+/// Opens a rig (brought up: powered, firmware under test loaded) from its config and the DBC.
+pub type RigOpener<'a> = dyn Fn(RigConfig, OilTempEncoder) -> Result<Rig, String> + 'a;
+
+pub struct RunOptions<'a> {
+    pub rig: PathBuf,
+    pub scenarios: Vec<PathBuf>,
+    pub reports_root: PathBuf,
+    pub dbc: PathBuf,
+    pub abort: &'a AtomicBool,
+    pub open_rig: &'a RigOpener<'a>,
+}
+
+/// What a run produced. The report is on disk at `report_path` whatever the outcome.
+pub struct RunResult {
+    pub report: RunReport,
+    pub report_path: PathBuf,
+}
+
+impl RunResult {
+    /// 0 all passed, 1 something failed, 2 an error stopped the run.
+    pub fn exit_code(&self) -> i32 {
+        match self.report.outcome {
+            Outcome::Pass => 0,
+            Outcome::Fail => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// Output while the run goes on.
+pub trait Progress {
+    fn rig_ready(&mut self, _rig: &Rig) {}
+    fn scenario_started(&mut self, _scenario: &Scenario) {}
+    fn step_done(&mut self, _step: &StepReport) {}
+    fn scenario_done(&mut self, _report: &ScenarioReport) {}
+}
+
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// Runs the scenarios; `Err` only when not even a report could be written.
+pub fn run(opts: &RunOptions<'_>, progress: &mut dyn Progress) -> std::io::Result<RunResult> {
+    let run_id = new_run_id();
+    let writer = ReportWriter::create(&opts.reports_root, &run_id)?;
+    let mut report = RunReport::new(run_id);
+    writer.write(&report)?;
+    let finish =
+        |report: &mut RunReport, outcome: Outcome, error: Option<String>| -> std::io::Result<()> {
+            report.outcome = outcome;
+            report.error = error;
+            report.finished_at = Some(now_rfc3339());
+            report.recount();
+            writer.write(report)
+        };
+
+    let prepared = (|| -> Result<(RigConfig, Vec<Scenario>, OilTempEncoder), String> {
+        let config = RigConfig::load(&opts.rig).map_err(|e| format!("rig config: {e}"))?;
+        let files = Scenario::collect(&opts.scenarios).map_err(|e| e.to_string())?;
+        if files.is_empty() {
+            return Err(format!(
+                "no scenario files (*.toml) in {:?}",
+                opts.scenarios
+            ));
+        }
+        let encoder = OilTempEncoder::load(&opts.dbc).map_err(|e| format!("DBC: {e}"))?;
+        let mut scenarios = Vec::new();
+        let mut problems = Vec::new();
+        for f in &files {
+            match Scenario::load(f, Some(&encoder)) {
+                Ok(s) => scenarios.push(s),
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(format!(
+                "invalid scenario files:\n  {}",
+                problems.join("\n  ")
+            ));
+        }
+        Ok((config, scenarios, encoder))
+    })();
+    let (config, scenarios, encoder) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            finish(&mut report, Outcome::Error, Some(e))?;
+            return Ok(RunResult {
+                report,
+                report_path: writer.path(),
+            });
+        }
+    };
+
+    let mut rig = match (opts.open_rig)(config, encoder) {
+        Ok(r) => r,
+        Err(e) => {
+            finish(
+                &mut report,
+                Outcome::Error,
+                Some(format!("bringing up the rig: {e}")),
+            )?;
+            return Ok(RunResult {
+                report,
+                report_path: writer.path(),
+            });
+        }
+    };
+    report.rig = Some(rig.info());
+    report.firmware = Some(rig.firmware.clone());
+    writer.write(&report)?;
+    progress.rig_ready(&rig);
+
+    let mut outcome = Outcome::Pass;
+    for scenario in &scenarios {
+        if opts.abort.load(std::sync::atomic::Ordering::Relaxed) {
+            report.scenarios.push(ScenarioReport::not_run(
+                scenario,
+                "run interrupted before this scenario",
+            ));
+            continue;
+        }
+        progress.scenario_started(scenario);
+        let mut runner = Runner {
+            rig: &mut rig,
+            abort: opts.abort,
+        };
+        let sr = runner.run(scenario, &mut |s| progress.step_done(s));
+        progress.scenario_done(&sr);
+        outcome = outcome.worst(sr.outcome);
+        report.scenarios.push(sr);
+        report.recount();
+        report.emulation = rig.emulation_stats();
+        writer.write(&report)?;
+    }
+    let interrupted = opts.abort.load(std::sync::atomic::Ordering::Relaxed);
+    // An interrupted run never passes, even if the interrupt came during its last step.
+    if interrupted {
+        outcome = Outcome::Error;
+    }
+    finish(
+        &mut report,
+        outcome,
+        interrupted.then(|| "run interrupted".to_string()),
+    )?;
+    Ok(RunResult {
+        report,
+        report_path: writer.path(),
+    })
+}

@@ -1,0 +1,256 @@
+//! The JSON run report (schema in `reports/README.md`), written atomically after every
+//! scenario so an interrupted run still leaves a readable record.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use serde::Serialize;
+
+use rig_instruments::{EmulationStats, FirmwareIdentity};
+
+pub const SCHEMA: &str = "gauge-rig-report/1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    /// Something stopped the step or run from reaching a verdict (instrument, config, abort).
+    Error,
+    /// Not run because an earlier step failed or the run was interrupted.
+    Skipped,
+    /// Still running (seen only in a report of a run that was killed).
+    Running,
+}
+
+impl Outcome {
+    /// Combining outcomes: error beats running beats fail beats pass; skipped counts for nothing.
+    pub fn worst(self, other: Outcome) -> Outcome {
+        use Outcome::*;
+        match (self, other) {
+            (Error, _) | (_, Error) => Error,
+            (Running, _) | (_, Running) => Running,
+            (Fail, _) | (_, Fail) => Fail,
+            (Pass, _) | (_, Pass) => Pass,
+            (Skipped, Skipped) => Skipped,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    pub name: String,
+    pub value: f64,
+    pub units: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub low: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub high: Option<f64>,
+    pub outcome: Outcome,
+}
+
+impl Measurement {
+    /// A measurement judged against inclusive limits.
+    pub fn limited(
+        name: &str,
+        value: f64,
+        units: &str,
+        low: Option<f64>,
+        high: Option<f64>,
+    ) -> Self {
+        let ok = low.is_none_or(|l| value >= l) && high.is_none_or(|h| value <= h);
+        Self {
+            name: name.into(),
+            value,
+            units: units.into(),
+            low,
+            high,
+            outcome: if ok { Outcome::Pass } else { Outcome::Fail },
+        }
+    }
+
+    /// A recorded value with no limit (it passes).
+    pub fn info(name: &str, value: f64, units: &str) -> Self {
+        Self::limited(name, value, units, None, None)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub index: usize,
+    pub line: usize,
+    pub action: String,
+    pub outcome: Outcome,
+    pub duration_ms: f64,
+    pub measurements: Vec<Measurement>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// For failures the rig can explain: what was found, what it means, how to recover.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnosis: Option<String>,
+}
+
+/// Settling performance of a scenario's set-points, against the physical floor.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettleSummary {
+    pub setpoints: usize,
+    /// Wall time from each set-point until the rig confirmed the needle settled, summed.
+    pub total_ms: f64,
+    /// Slew time plus two PWM periods per set-point, summed.
+    pub floor_ms: f64,
+    pub ratio: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioReport {
+    pub name: String,
+    pub file: String,
+    pub outcome: Outcome,
+    pub started_at: String,
+    pub duration_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub steps: Vec<StepReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settling: Option<SettleSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ScenarioReport {
+    /// A scenario that never started (the run was interrupted first).
+    pub fn not_run(scenario: &crate::scenario::Scenario, why: &str) -> Self {
+        Self {
+            name: scenario.name.clone(),
+            file: scenario.path.display().to_string(),
+            outcome: Outcome::Skipped,
+            started_at: now_rfc3339(),
+            duration_ms: 0.0,
+            description: scenario.description.clone(),
+            steps: Vec::new(),
+            settling: None,
+            error: Some(why.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RigInfo {
+    pub name: String,
+    pub config: String,
+    pub backend: String,
+    pub board: String,
+    pub wiring: String,
+    pub instruments: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Summary {
+    pub scenarios: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub errors: usize,
+    pub skipped: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub schema: &'static str,
+    pub run_id: String,
+    pub tool: String,
+    pub started_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rig: Option<RigInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<FirmwareIdentity>,
+    pub summary: Summary,
+    pub scenarios: Vec<ScenarioReport>,
+    /// Emulated board only: instructions, virtual vs wall time, real-time factor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emulation: Option<EmulationStats>,
+}
+
+impl RunReport {
+    pub fn new(run_id: String) -> Self {
+        Self {
+            schema: SCHEMA,
+            run_id,
+            tool: format!("rig {}", env!("CARGO_PKG_VERSION")),
+            started_at: now_rfc3339(),
+            finished_at: None,
+            outcome: Outcome::Running,
+            error: None,
+            rig: None,
+            firmware: None,
+            summary: Summary::default(),
+            scenarios: Vec::new(),
+            emulation: None,
+        }
+    }
+
+    pub fn recount(&mut self) {
+        let mut s = Summary {
+            scenarios: self.scenarios.len(),
+            ..Summary::default()
+        };
+        for sc in &self.scenarios {
+            match sc.outcome {
+                Outcome::Pass => s.passed += 1,
+                Outcome::Fail => s.failed += 1,
+                Outcome::Error | Outcome::Running => s.errors += 1,
+                Outcome::Skipped => s.skipped += 1,
+            }
+        }
+        self.summary = s;
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// A run id that sorts by time: `20261121T161502Z-<pid>`.
+pub fn new_run_id() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    format!(
+        "{}-{}",
+        now.format(&fmt).unwrap_or_else(|_| "run".into()),
+        std::process::id()
+    )
+}
+
+/// Writes `reports/<run-id>/report.json` by writing a temporary file and renaming it.
+pub struct ReportWriter {
+    pub dir: PathBuf,
+}
+
+impl ReportWriter {
+    pub fn create(reports_root: &Path, run_id: &str) -> std::io::Result<Self> {
+        let dir = reports_root.join(run_id);
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self { dir })
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join("report.json")
+    }
+
+    pub fn write(&self, report: &RunReport) -> std::io::Result<()> {
+        let tmp = self.dir.join(".report.json.tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        serde_json::to_writer_pretty(&mut f, report).map_err(std::io::Error::other)?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, self.path())
+    }
+}

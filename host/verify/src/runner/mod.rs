@@ -1,0 +1,280 @@
+//! Runs scenarios on a [`crate::rig::Rig`]: step dispatch. Knows steps and instruments' traits,
+//! nothing of transports; the steps themselves live with their concern (needle, telemetry,
+//! power loss).
+
+use std::{
+    sync::atomic::Ordering,
+    time::{Duration, Instant},
+};
+
+
+use crate::{report::{Measurement, Outcome, ScenarioReport, SettleSummary, StepReport}, scenario::{Scenario, Step}};
+
+mod telemetry;
+
+use crate::session::*;
+use rig_instruments::CoreSelect;
+
+impl Runner<'_> {
+    /// Runs every step of `scenario`, calling `on_step` as each finishes.
+    pub fn run(
+        &mut self,
+        scenario: &Scenario,
+        on_step: &mut dyn FnMut(&StepReport),
+    ) -> ScenarioReport {
+        let started = Instant::now();
+        let started_at = crate::report::now_rfc3339();
+        let mut state = ScenarioState::default();
+        let mut steps = Vec::new();
+        let mut stop_reason: Option<String> = None;
+        // Each scenario starts from a quiet bus.
+        self.rig.ecu.stop_sending();
+        let _ = self.rig.ecu.take_error();
+        for (index, located) in scenario.steps.iter().enumerate() {
+            if stop_reason.is_none() && self.abort.load(Ordering::Relaxed) {
+                stop_reason = Some("run interrupted".into());
+            }
+            if let Some(reason) = &stop_reason {
+                steps.push(StepReport {
+                    index: index + 1,
+                    line: located.line,
+                    action: located.step.action().into(),
+                    outcome: Outcome::Skipped,
+                    duration_ms: 0.0,
+                    measurements: Vec::new(),
+                    message: Some(reason.clone()),
+                    diagnosis: None,
+                });
+                continue;
+            }
+            let t = Instant::now();
+            let mut result = self.step(scenario, &located.step, &mut state);
+            if let Some(e) = self.rig.ecu.take_error() {
+                result = StepResult::error(format!("CAN adapter: {e}"));
+            }
+            let report = StepReport {
+                index: index + 1,
+                line: located.line,
+                action: located.step.action().into(),
+                outcome: result.outcome,
+                duration_ms: ms(t.elapsed()),
+                measurements: result.measurements,
+                message: result.message,
+                diagnosis: result.diagnosis,
+            };
+            on_step(&report);
+            match report.outcome {
+                Outcome::Error => {
+                    stop_reason = Some(format!("step {} ended in an error", index + 1))
+                }
+                Outcome::Fail if !scenario.continue_on_fail => {
+                    stop_reason = Some(format!("step {} failed", index + 1))
+                }
+                _ => {}
+            }
+            steps.push(report);
+        }
+        self.rig.ecu.stop_sending();
+        let mut outcome = steps
+            .iter()
+            .map(|s| s.outcome)
+            .filter(|o| *o != Outcome::Skipped)
+            .fold(Outcome::Pass, Outcome::worst);
+        if self.abort.load(Ordering::Relaxed) && steps.iter().any(|s| s.outcome == Outcome::Skipped)
+        {
+            outcome = Outcome::Error;
+        }
+        let settling = (state.settle_count > 0).then(|| SettleSummary {
+            setpoints: state.settle_count,
+            total_ms: state.settle_total_ms,
+            floor_ms: state.settle_floor_ms,
+            ratio: state.settle_total_ms / state.settle_floor_ms,
+        });
+        ScenarioReport {
+            name: scenario.name.clone(),
+            file: scenario.path.display().to_string(),
+            outcome,
+            started_at,
+            duration_ms: ms(started.elapsed()),
+            description: scenario.description.clone(),
+            steps,
+            settling,
+            error: stop_reason.filter(|_| outcome == Outcome::Error),
+        }
+    }
+
+    fn step(&mut self, scenario: &Scenario, step: &Step, state: &mut ScenarioState) -> StepResult {
+        let d = scenario.defaults;
+        match step {
+            Step::SetTemperature {
+                celsius,
+                source,
+                period_ms,
+            } => {
+                match self.rig.ecu.set_temperature(
+                    *celsius,
+                    *source,
+                    Duration::from_millis(*period_ms),
+                ) {
+                    Ok(()) => {
+                        state.pending_setpoint = Some(state.last_pulse_us);
+                        StepResult::pass()
+                    }
+                    Err(e) => StepResult::error(e),
+                }
+            }
+            Step::StopSending => {
+                self.rig.ecu.stop_sending();
+                StepResult::pass()
+            }
+            Step::Inject {
+                fault,
+                rate_hz,
+                keep_valid,
+            } => {
+                self.rig.ecu.inject(*fault, *rate_hz, *keep_valid);
+                StepResult::pass()
+            }
+            Step::ClearFaults => {
+                self.rig.ecu.clear_faults();
+                StepResult::pass()
+            }
+            Step::Hold { ms: hold } => {
+                self.sleep(Duration::from_millis(*hold));
+                let (valid, faults) = self.rig.ecu.frames_sent();
+                StepResult::judged(vec![
+                    Measurement::info("valid_frames_sent_total", valid as f64, "frames"),
+                    Measurement::info("fault_frames_sent_total", faults as f64, "frames"),
+                ])
+            }
+            Step::ExpectPulse {
+                us,
+                tolerance_us,
+                settle_timeout_ms,
+            } => {
+                let tol = tolerance_us.unwrap_or(d.tolerance_us);
+                let timeout =
+                    Duration::from_millis(settle_timeout_ms.unwrap_or(d.settle_timeout_ms));
+                let setpoint = state.pending_setpoint.take();
+                self.expect_pulse(*us, tol, timeout, setpoint, state)
+            }
+            Step::ExpectFailsafe {
+                within_ms,
+                tolerance_us,
+            } => self.expect_failsafe(*within_ms, tolerance_us.unwrap_or(d.tolerance_us), state),
+            Step::ExpectTelemetry {
+                celsius,
+                source,
+                failsafe,
+            } => self.expect_telemetry(*celsius, source.as_deref(), *failsafe, state),
+            Step::ExpectObdPolling {
+                interval_ms,
+                tolerance_ms,
+                over_ms,
+            } => {
+                let since = Instant::now();
+                self.sleep(Duration::from_millis(*over_ms));
+                let requests = self.rig.ecu.obd_requests_since(since);
+                let intervals: Vec<f64> = requests.windows(2).map(|w| ms(w[1] - w[0])).collect();
+                let mut m = vec![Measurement::limited(
+                    "obd_requests",
+                    requests.len() as f64,
+                    "requests",
+                    Some(2.0),
+                    None,
+                )];
+                if !intervals.is_empty() {
+                    let mean = intervals.iter().sum::<f64>() / intervals.len() as f64;
+                    let max = intervals.iter().copied().fold(0.0, f64::max);
+                    m.push(Measurement::limited(
+                        "obd_poll_interval_mean",
+                        mean,
+                        "ms",
+                        Some(interval_ms - tolerance_ms),
+                        Some(interval_ms + tolerance_ms),
+                    ));
+                    m.push(Measurement::info("obd_poll_interval_max", max, "ms"));
+                }
+                StepResult::judged(m)
+            }
+            Step::PowerCycle { off_ms } => {
+                let off = Duration::from_millis(off_ms.unwrap_or(self.rig.config.power.off_ms));
+                state.last_pulse_us = None;
+                match self.rig.power_cycle(off) {
+                    Ok(()) => {
+                        StepResult::judged(vec![Measurement::info("power_off_time", ms(off), "ms")])
+                    }
+                    Err(e) => StepResult::error(e.to_string()),
+                }
+            }
+            Step::Reset => {
+                let attach_timeout = Duration::from_millis(self.rig.config.probe.attach_timeout_ms);
+                let Some(probe) = self.rig.probe.as_mut() else {
+                    return StepResult::error(
+                        "this rig has no debug probe (probe.backend = \"none\"): reset needs one",
+                    );
+                };
+                if let Err(e) = rig_instruments::attach_with_retry(
+                    probe.as_mut(),
+                    CoreSelect::Cm7,
+                    attach_timeout,
+                ) {
+                    return StepResult::fail(Vec::new(), e.to_string());
+                }
+                let r = probe.reset();
+                probe.detach();
+                state.last_pulse_us = None;
+                match r {
+                    Ok(()) => StepResult::pass(),
+                    Err(e) => StepResult::fail(Vec::new(), e.to_string()),
+                }
+            }
+            Step::ExpectSupply => self.expect_supply(),
+            Step::PowerCycleCheck {
+                off_ms,
+                celsius,
+                us,
+                tolerance_us,
+            } => {
+                let off = Duration::from_millis(off_ms.unwrap_or(self.rig.config.power.off_ms));
+                let check = crate::power_loss::power_cycle::PowerCycleCheck {
+                    off,
+                    celsius: *celsius,
+                    pulse_us: *us,
+                    tolerance_us: tolerance_us.unwrap_or(d.tolerance_us),
+                    settle_timeout: Duration::from_millis(d.settle_timeout_ms),
+                };
+                self.power_cycle_check(check, state)
+            }
+            Step::PowerCutDuringWrite {
+                after_bytes,
+                delay_ms,
+            } => self.power_cut_during_write(*after_bytes, *delay_ms, state),
+            Step::PowerCutSweep { max_delay_ms } => self.power_cut_sweep(*max_delay_ms, state),
+            Step::ExpectBootCount { by } => {
+                let Some(before) = state.last_boot_count else {
+                    return StepResult::error(
+                        "no boot count read yet in this scenario: put an expect_telemetry step before the power cycle",
+                    );
+                };
+                match self.rig.telemetry.next_status(TELEMETRY_TIMEOUT) {
+                    Ok(line) => {
+                        state.last_boot_count = Some(line.boot_count);
+                        let want = f64::from(before) + f64::from(*by);
+                        StepResult::judged(vec![
+                            Measurement::limited(
+                                "boot_count",
+                                f64::from(line.boot_count),
+                                "boots",
+                                Some(want),
+                                Some(want),
+                            ),
+                            Measurement::info("boot_count_before", f64::from(before), "boots"),
+                        ])
+                    }
+                    Err(e) => from_instrument(e),
+                }
+            }
+        }
+    }
+    }
