@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use stm32h755::supply::SupplyConfig;
 use serde::Deserialize;
+use stm32h755::supply::SupplyConfig;
 use toml::Spanned;
 
 use crate::source_file::{FileError, SourceFile};

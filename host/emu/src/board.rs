@@ -21,7 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use stm32h755::{flash::OPTSR_BCM7, supply::SupplyConfig};
+use stm32h755::supply::SupplyConfig;
 
 use super::{
     cpu::{Cpu, CpuStats, SliceEnd, BANK1, BANK1_SIZE},
@@ -34,13 +34,14 @@ use super::{
 };
 use rig_instruments::CoreSelect;
 use rig_sim::{
-        flash::FlashModel,
-        logic_board::OptionBytes,
-        target::{
-            DebugAccessError, EmulationStats, FirmwareIdentity, FirmwareImage, Pins,
-            SimulatedTarget, TargetIo,
-        },
-    };
+    board_power::{BoardPower, BootGate, CoreAction},
+    flash::FlashModel,
+    logic_board::OptionBytes,
+    target::{
+        DebugAccessError, EmulationStats, FirmwareIdentity, FirmwareImage, Pins, SimulatedTarget,
+        TargetIo,
+    },
+};
 
 /// Wall-clock budget of one bench tick (the bench ticks every millisecond).
 pub const TICK_BUDGET: Duration = Duration::from_millis(4);
@@ -66,16 +67,14 @@ impl KnownImage {
     }
 }
 
+/// What the core does. Whether it may run at all (supply, NRST, a lock-up, the CM7 boot gate)
+/// is [`BoardPower`]'s to say.
 enum State {
-    Off,
-    /// NRST held: the core does not run, the debug port answers.
-    HeldInReset,
+    /// Not running: powered off, NRST held, Vcore cut by the supply choice (dead until the
+    /// next power-on), or BCM7 = 0 ([`EmulatedBoard::power`] says which).
+    Stopped,
     /// Erased flash: no vector table, nothing runs.
     Blank,
-    /// BCM7 = 0: the Cortex-M7 does not boot.
-    Cm7Disabled,
-    /// The supply choice cut Vcore: dead until the next power-on.
-    LockedUp,
     Running(Box<Cpu>),
     /// The emulator could not go on.
     Faulted(String),
@@ -91,7 +90,8 @@ pub struct EmulatedBoard {
     known: Vec<KnownImage>,
     /// Index in `known` of the image in bank 1.
     loaded: Option<usize>,
-    reset_held: bool,
+    /// Supply, NRST, lock-up and the CM7 boot gate (shared with the logic board).
+    power: BoardPower,
     /// The firmware asked for a system reset: done at the next tick.
     reset_pending: bool,
     /// Supply bits latched since the last power-on.
@@ -131,10 +131,10 @@ impl EmulatedBoard {
             bank2: FlashModel::new(BANK2_OFFSETS),
             known,
             loaded: None,
-            reset_held: false,
+            power: BoardPower::default(),
             reset_pending: false,
             latched: None,
-            state: State::Off,
+            state: State::Stopped,
             epoch_us: 0,
             last_tick_us: 0,
             power_cut: false,
@@ -192,7 +192,16 @@ impl EmulatedBoard {
             add_stats(&mut self.finished, &core.stats);
             self.wall_us += self.last_tick_us.saturating_sub(self.epoch_us);
         }
-        self.state = State::Off;
+        self.state = State::Stopped;
+    }
+
+    /// Does what [`BoardPower`] decided for the core.
+    fn act(&mut self, action: CoreAction, now_us: u64) {
+        match action {
+            CoreAction::Start => self.start(now_us),
+            CoreAction::Hold => self.stop_core(),
+            CoreAction::Nothing => {}
+        }
     }
 
     /// Starts the firmware from its reset vector (power-on or reset).
@@ -201,13 +210,10 @@ impl EmulatedBoard {
         self.reset_pending = false;
         self.epoch_us = now_us;
         self.last_tick_us = now_us;
-        if self.reset_held {
-            self.state = State::HeldInReset;
-            return;
-        }
-        if self.option_bytes.optsr & OPTSR_BCM7 == 0 {
-            self.state = State::Cm7Disabled;
-            return;
+        match self.power.boot_gate(self.option_bytes.optsr) {
+            // NRST held, or BCM7 = 0: the core stays stopped.
+            BootGate::HeldInReset | BootGate::Cm7Disabled => return,
+            BootGate::Open => {}
         }
         if self.program[4..8] == [0xFF; 4] {
             self.state = State::Blank;
@@ -245,10 +251,11 @@ impl EmulatedBoard {
             SliceEnd::LockUp => {
                 self.stop_core();
                 self.last_stop = Some("the first PWR_CR3 write cut Vcore (lock-up)".into());
-                self.state = State::LockedUp;
+                self.power.lock_up();
             }
             SliceEnd::PowerCut => {
                 self.stop_core();
+                self.power.power_off();
                 self.power_cut = true;
             }
             // A system reset: the next tick restarts the firmware.
@@ -290,11 +297,16 @@ impl EmulatedBoard {
                 lag_ms = (elapsed as f64 * 1e6 - core.now_ps() as f64).max(0.0) / 1e9;
                 format!("running, at {}", core.describe())
             }
-            State::Off => "off".into(),
-            State::HeldInReset => "held in reset".into(),
+            State::Stopped if !self.power.powered() => "off".into(),
+            State::Stopped if self.power.locked_up() => {
+                "locked up: the supply choice cut Vcore".into()
+            }
+            State::Stopped if self.power.reset_held() => "held in reset".into(),
+            State::Stopped if self.power.cm7_disabled() => {
+                "Cortex-M7 boot disabled (BCM7 = 0)".into()
+            }
+            State::Stopped => "stopped".into(),
             State::Blank => "flash erased: nothing runs".into(),
-            State::Cm7Disabled => "Cortex-M7 boot disabled (BCM7 = 0)".into(),
-            State::LockedUp => "locked up: the supply choice cut Vcore".into(),
             State::Faulted(reason) => format!("emulator stopped: {reason}"),
         };
         let busy = total.busy.as_secs_f64();
@@ -337,28 +349,27 @@ impl SimulatedTarget for EmulatedBoard {
     fn power_on(&mut self, now_us: u64) {
         self.latched = None;
         self.power_cut = false;
-        self.start(now_us);
+        let action = self.power.power_on();
+        self.act(action, now_us);
     }
 
     fn power_off(&mut self) {
         self.stop_core();
-        self.state = State::Off;
+        self.power.power_off();
         self.flash_mut().cut_power_after(None);
     }
 
     fn reset(&mut self, now_us: u64) {
-        if matches!(
-            self.state,
-            State::Off | State::LockedUp | State::HeldInReset
-        ) {
-            return; // no Vcore, or NRST still held
-        }
-        self.start(now_us);
+        // Nothing without Vcore or while NRST is held.
+        let action = self.power.reset();
+        self.act(action, now_us);
     }
 
     fn tick(&mut self, now_us: u64, io: &mut TargetIo<'_>) -> Pins {
         if std::mem::take(&mut self.reset_pending) {
-            self.start(now_us);
+            // The firmware's system reset, gated like any other.
+            let action = self.power.reset();
+            self.act(action, now_us);
         }
         let State::Running(core) = &mut self.state else {
             io.can_rx.clear();
@@ -388,10 +399,7 @@ impl SimulatedTarget for EmulatedBoard {
     }
 
     fn debug_accessible(&self, core: CoreSelect) -> bool {
-        !matches!(
-            (&self.state, core),
-            (State::Off | State::LockedUp, _) | (State::Cm7Disabled, CoreSelect::Cm7)
-        )
+        self.power.debug_accessible(core)
     }
 
     fn debug_read_u32(&self, core: CoreSelect, address: u32) -> Result<u32, DebugAccessError> {
@@ -484,17 +492,9 @@ impl SimulatedTarget for EmulatedBoard {
     }
 
     fn set_reset_held(&mut self, held: bool, now_us: u64) {
-        let was = self.reset_held;
-        self.reset_held = held;
-        if matches!(self.state, State::Off | State::LockedUp) {
-            return; // no Vcore: NRST changes nothing until the next power-on
-        }
-        if held && !was {
-            self.stop_core();
-            self.state = State::HeldInReset;
-        } else if !held && was {
-            self.start(now_us);
-        }
+        // Without Vcore the level is only recorded: it applies at the next power-on.
+        let action = self.power.set_reset_held(held);
+        self.act(action, now_us);
     }
 
     fn mass_erase(&mut self) {

@@ -7,6 +7,8 @@ use std::{process::Command, sync::atomic::AtomicBool, time::Duration};
 
 use bench_config::RigConfig;
 use common::{repo, rig_variant, run, write};
+use rig_verify::dbc::OilTempEncoder;
+use rig_verify::report::Outcome;
 use rig_verify::{
     power_loss::{
         recovery::{recover, FlashImage, RecoverOptions},
@@ -15,8 +17,6 @@ use rig_verify::{
     rig::Rig,
     session::Runner,
 };
-use rig_verify::dbc::OilTempEncoder;
-use rig_verify::report::Outcome;
 
 fn open(rig: &std::path::Path) -> Rig {
     let config = RigConfig::load(rig).expect("rig config");
@@ -39,7 +39,8 @@ fn correct_firmware_survives_1000_power_cycles() {
     let _g = common::bench_lock();
     let mut rig = open(&repo("rig-config/sim.toml"));
     let abort = AtomicBool::new(false);
-    let summary = rig_verify::power_loss::soak::soak(&mut rig, 1000, check(10), &abort, &mut |_, _| {});
+    let summary =
+        rig_verify::power_loss::soak::soak(&mut rig, 1000, check(10), &abort, &mut |_, _| {});
     println!(
         "soak: {} cycles in {:.1} s; boot-to-attach {:?}; power-on-to-first-pulse {:?}",
         summary.cycles,

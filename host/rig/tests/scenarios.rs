@@ -13,8 +13,10 @@ fn shipped_scenario_passes(
     #[files("*.toml")]
     path: PathBuf,
 ) {
-    let (result, _reports) =
-        common::run(&bench_config::bench_folder::default_rig_config(), std::slice::from_ref(&path));
+    let (result, _reports) = common::run(
+        &bench_config::bench_folder::default_rig_config(),
+        std::slice::from_ref(&path),
+    );
     let report = &result.report;
     let failures: Vec<String> = report
         .scenarios

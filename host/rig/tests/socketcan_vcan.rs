@@ -253,7 +253,10 @@ fn socketcan_rig_config_loads_with_an_interface() {
     let sim = RigConfig::load(&common::repo("rig-config/sim.toml")).unwrap();
     assert_eq!(sim.can.port.as_deref(), Some("sim"));
     assert!(!sim.can.fd && sim.can.interface.is_none());
-    assert_eq!(rig::assembly::simulated_bench_config(&sim).can_interface, None);
+    assert_eq!(
+        rig::assembly::simulated_bench_config(&sim).can_interface,
+        None
+    );
 }
 
 #[test]

@@ -17,7 +17,8 @@ use serialport::{SerialPort, TTYPort};
 
 fn powered_bench() -> SimulatedBench {
     let config = RigConfig::load(&common::repo("rig-config/sim.toml")).expect("sim.toml");
-    let bench = SimulatedBench::start(rig_assembly::simulated_bench_config(&config)).expect("bench starts");
+    let bench =
+        SimulatedBench::start(rig_assembly::simulated_bench_config(&config)).expect("bench starts");
     bench.shared.set_power(true);
     std::thread::sleep(Duration::from_millis(50));
     bench

@@ -1,22 +1,17 @@
 //! Wires a simulated target to its instrument simulators and runs it in real time.
 
 use std::{
-    collections::VecDeque,
     io::Write,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex, MutexGuard,
-    },
+    sync::{atomic::Ordering, Arc},
     thread::JoinHandle,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use gauge_logic::{frame::CanFrame, supply::SupplyConfig};
+use gauge_logic::supply::SupplyConfig;
 use serialport::{SerialPort, TTYPort};
 
 use super::{
     logic_board::{LogicBoard, LogicFirmware, OptionBytes},
-    pwm::PwmTimeline,
     target::{Pins, SimulatedTarget, TargetIo},
 };
 
@@ -36,60 +31,8 @@ pub struct SimulatedBenchConfig {
     pub can_interface: Option<String>,
 }
 
-/// State shared between the bench's threads and the in-process probe.
-pub struct Shared {
-    epoch: Instant,
-    pub(crate) stop: AtomicBool,
-    board: Mutex<BoardSlot>,
-    pub(crate) pwm: Mutex<PwmTimeline>,
-    /// Frames the board transmitted, for the bus's adapter side: the slcan simulator, or the
-    /// SocketCAN bridge when the bench has one (exactly one of them runs and drains this).
-    pub(crate) board_tx: Mutex<VecDeque<CanFrame>>,
-    /// Every 4-byte command the relay received, and whether it was accepted.
-    pub relay_log: Mutex<Vec<([u8; 4], bool)>>,
-}
-
-pub struct BoardSlot {
-    pub target: Box<dyn SimulatedTarget>,
-    pub powered: bool,
-    pub can_rx: VecDeque<CanFrame>,
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panicked simulator thread must not take the rest of the bench down with it.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl Shared {
-    pub fn now_us(&self) -> u64 {
-        self.epoch.elapsed().as_micros() as u64
-    }
-
-    pub fn board(&self) -> MutexGuard<'_, BoardSlot> {
-        lock(&self.board)
-    }
-
-    pub fn set_power(&self, on: bool) {
-        let now = self.now_us();
-        let mut b = self.board();
-        if on && !b.powered {
-            b.powered = true;
-            b.can_rx.clear();
-            b.target.power_on(now);
-        } else if !on && b.powered {
-            b.powered = false;
-            b.target.power_off();
-        }
-    }
-
-    /// A frame on the bus from the adapter's side.
-    pub fn deliver_to_board(&self, frame: CanFrame) {
-        let mut b = self.board();
-        if b.powered && b.can_rx.len() < 64 {
-            b.can_rx.push_back(frame);
-        }
-    }
-}
+use crate::shared::lock;
+pub use crate::shared::{BoardSlot, Shared};
 
 /// Paths of the simulated instruments' pseudo-terminals.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -153,18 +96,7 @@ impl SimulatedBench {
         config: SimulatedBenchConfig,
         target: Box<dyn SimulatedTarget>,
     ) -> std::io::Result<Self> {
-        let shared = Arc::new(Shared {
-            epoch: Instant::now(),
-            stop: AtomicBool::new(false),
-            board: Mutex::new(BoardSlot {
-                target,
-                powered: false,
-                can_rx: VecDeque::new(),
-            }),
-            pwm: Mutex::new(PwmTimeline::default()),
-            board_tx: Mutex::new(VecDeque::new()),
-            relay_log: Mutex::new(Vec::new()),
-        });
+        let shared = Arc::new(Shared::new(target));
         let (slcan_m, slcan_s, slcan) = pty("slcan adapter")?;
         let (sump_m, sump_s, sump) = pty("SUMP analyzer")?;
         let (relay_m, relay_s, relay) = pty("LCUS-1 relay")?;

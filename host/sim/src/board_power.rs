@@ -46,6 +46,8 @@ impl BoardPower {
         CoreAction::Start
     }
 
+    /// Supply removed: by the bench, or by the board itself (a planned cut during a flash
+    /// write). NRST keeps its level: a later power-on starts held if it is still held.
     pub fn power_off(&mut self) {
         self.powered = false;
         self.locked_up = false;
@@ -104,6 +106,11 @@ impl BoardPower {
         self.locked_up
     }
 
+    /// The last start found BCM7 = 0 in the option bytes (until the next start or power-off).
+    pub fn cm7_disabled(&self) -> bool {
+        self.cm7_disabled
+    }
+
     /// Whether a core's access port answers: not without Vcore, and the Cortex-M7's not when
     /// it does not boot.
     pub fn debug_accessible(&self, core: CoreSelect) -> bool {
@@ -133,8 +140,31 @@ mod tests {
         assert!(!p.debug_accessible(CoreSelect::Cm4));
         p.power_off();
         assert_eq!(p.power_on(), CoreAction::Start);
-        assert_eq!(p.boot_gate(OPTSR_DEFAULT & !OPTSR_BCM7), BootGate::Cm7Disabled);
+        assert_eq!(
+            p.boot_gate(OPTSR_DEFAULT & !OPTSR_BCM7),
+            BootGate::Cm7Disabled
+        );
+        assert!(p.cm7_disabled());
         assert!(!p.debug_accessible(CoreSelect::Cm7));
         assert!(p.debug_accessible(CoreSelect::Cm4));
+        assert_eq!(p.set_reset_held(true), CoreAction::Hold);
+        assert!(
+            p.debug_accessible(CoreSelect::Cm7),
+            "held: the CM7's port answers"
+        );
+        assert_eq!(p.set_reset_held(true), CoreAction::Nothing, "already held");
+        assert_eq!(p.reset(), CoreAction::Nothing, "NRST still held");
+        // NRST keeps its level across a power cycle: the next power-on starts held.
+        p.power_off();
+        assert!(!p.cm7_disabled() && !p.debug_accessible(CoreSelect::Cm4));
+        assert_eq!(p.set_reset_held(true), CoreAction::Nothing, "no Vcore");
+        assert_eq!(p.power_on(), CoreAction::Start);
+        assert_eq!(p.boot_gate(OPTSR_DEFAULT), BootGate::HeldInReset);
+        assert_eq!(p.set_reset_held(false), CoreAction::Start);
+        assert_eq!(p.boot_gate(OPTSR_DEFAULT), BootGate::Open);
+        // A lock-up ignores NRST but remembers its level.
+        p.lock_up();
+        assert_eq!(p.set_reset_held(true), CoreAction::Nothing, "locked up");
+        assert!(p.reset_held());
     }
 }

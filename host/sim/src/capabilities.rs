@@ -10,7 +10,7 @@ use rig_instruments::{
 use stm32h755::supply::SupplyConfig;
 
 use crate::{
-    bench::Shared, logic_board::LogicFirmware, probe::SimulatedProbe, target::FirmwareImage,
+    logic_board::LogicFirmware, probe::SimulatedProbe, shared::Shared, target::FirmwareImage,
 };
 
 /// A handle on the simulated bench's board, for its capabilities.

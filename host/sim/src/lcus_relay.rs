@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use serialport::TTYPort;
 
-use super::bench::{lock, Shared};
+use crate::shared::{lock, Shared};
 
 pub fn run(shared: &Shared, mut port: TTYPort, channel: u8) {
     let mut pending: Vec<u8> = Vec::new();

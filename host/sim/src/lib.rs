@@ -11,6 +11,7 @@ pub mod logic_board;
 pub mod probe;
 pub mod pwm;
 pub mod pwr;
+pub mod shared;
 pub mod slcan_adapter;
 pub mod socketcan_bridge;
 pub mod sump_analyzer;

@@ -10,6 +10,7 @@ use gauge_logic::{
 };
 
 use super::{
+    board_power::{BoardPower, BootGate, CoreAction},
     flash::FlashModel,
     pwr::{PwrLatch, SupplyOutcome},
     target::{DebugAccessError, FirmwareIdentity, FirmwareImage, Pins, SimulatedTarget, TargetIo},
@@ -49,16 +50,14 @@ impl Default for OptionBytes {
     }
 }
 
+/// What the core does. Whether it may run at all (supply, NRST, a lock-up, the CM7 boot gate)
+/// is [`BoardPower`]'s to say.
 enum CoreState {
-    Off,
-    /// NRST held: the core does not run, the debug port answers.
-    HeldInReset,
+    /// Not running: powered off, NRST held, Vcore cut by the supply choice, or CM7 boot
+    /// disabled in the option bytes ([`LogicBoard::power`] says which).
+    Stopped,
     /// Erased flash: nothing runs, PWR_CR3 keeps its power-on default.
     Blank,
-    /// CM7 boot disabled in the option bytes: nothing of ours runs.
-    Cm7Disabled,
-    /// The supply choice cut Vcore.
-    LockedUp,
     /// Spinning on ACTVOSRDY (embassy waits forever).
     WaitingForVoltage,
     Booting {
@@ -84,7 +83,8 @@ pub struct LogicBoard {
     firmware: Option<LogicFirmware>,
     /// Program flash (bank 1) as downloaded: (address, bytes).
     program: Vec<rig_instruments::elf::Segment>,
-    reset_held: bool,
+    /// Supply, NRST, lock-up and the CM7 boot gate (shared with the emulated board).
+    power: BoardPower,
     pwr: PwrLatch,
     pub flash: FlashModel,
     core: CoreState,
@@ -100,10 +100,10 @@ impl LogicBoard {
             option_bytes: OptionBytes::default(),
             firmware: Some(firmware),
             program: Vec::new(),
-            reset_held: false,
+            power: BoardPower::default(),
             pwr: PwrLatch::power_on(),
             flash: FlashModel::new(STORAGE_OFFSETS),
-            core: CoreState::Off,
+            core: CoreState::Stopped,
             power_cut: false,
             last_storage_error: None,
         }
@@ -121,15 +121,23 @@ impl LogicBoard {
             .map_or(0xFF, |s| s.data[(at - s.address) as usize])
     }
 
+    /// Does what [`BoardPower`] decided for the core.
+    fn act(&mut self, action: CoreAction, now_us: u64) {
+        match action {
+            CoreAction::Start => self.start_firmware(now_us),
+            CoreAction::Hold => self.core = CoreState::Stopped,
+            CoreAction::Nothing => {}
+        }
+    }
+
     /// Runs the firmware from its reset vector up to the main loop.
     fn start_firmware(&mut self, now_us: u64) {
-        if self.reset_held {
-            self.core = CoreState::HeldInReset;
-            return;
-        }
-        if self.option_bytes.optsr & OPTSR_BCM7 == 0 {
-            self.core = CoreState::Cm7Disabled;
-            return;
+        match self.power.boot_gate(self.option_bytes.optsr) {
+            BootGate::HeldInReset | BootGate::Cm7Disabled => {
+                self.core = CoreState::Stopped;
+                return;
+            }
+            BootGate::Open => {}
         }
         let Some(firmware) = self.firmware else {
             self.core = CoreState::Blank;
@@ -139,7 +147,8 @@ impl LogicBoard {
         self.pwr.write_cr3(firmware.supply.cr3_bits(), self.wiring);
         match self.pwr.outcome {
             SupplyOutcome::LockUp => {
-                self.core = CoreState::LockedUp;
+                self.power.lock_up();
+                self.core = CoreState::Stopped;
                 return;
             }
             SupplyOutcome::VoltageInvalid => {
@@ -163,7 +172,8 @@ impl LogicBoard {
         let result = block_on(records.on_boot());
         if self.flash.power_was_cut() {
             self.power_cut = true;
-            self.core = CoreState::Off;
+            self.power.power_off();
+            self.core = CoreState::Stopped;
             return;
         }
         let (boot_count, calibration) = match result {
@@ -189,19 +199,20 @@ impl SimulatedTarget for LogicBoard {
     fn power_on(&mut self, now_us: u64) {
         self.pwr = PwrLatch::power_on();
         self.power_cut = false;
-        self.start_firmware(now_us);
+        let action = self.power.power_on();
+        self.act(action, now_us);
     }
 
     fn power_off(&mut self) {
-        self.core = CoreState::Off;
+        self.power.power_off();
+        self.core = CoreState::Stopped;
         self.flash.cut_power_after(None);
     }
 
     fn reset(&mut self, now_us: u64) {
-        if matches!(self.core, CoreState::Off | CoreState::LockedUp | CoreState::HeldInReset) {
-            return; // no Vcore, or NRST still held
-        }
-        self.start_firmware(now_us);
+        // Nothing without Vcore or while NRST is held.
+        let action = self.power.reset();
+        self.act(action, now_us);
     }
 
     fn tick(&mut self, now_us: u64, io: &mut TargetIo<'_>) -> Pins {
@@ -262,10 +273,7 @@ impl SimulatedTarget for LogicBoard {
     }
 
     fn debug_accessible(&self, core: CoreSelect) -> bool {
-        !matches!(
-            (&self.core, core),
-            (CoreState::Off | CoreState::LockedUp, _) | (CoreState::Cm7Disabled, CoreSelect::Cm7)
-        )
+        self.power.debug_accessible(core)
     }
 
     fn debug_read_u32(&self, core: CoreSelect, address: u32) -> Result<u32, DebugAccessError> {
@@ -325,16 +333,9 @@ impl SimulatedTarget for LogicBoard {
     }
 
     fn set_reset_held(&mut self, held: bool, now_us: u64) {
-        let was = self.reset_held;
-        self.reset_held = held;
-        if matches!(self.core, CoreState::Off | CoreState::LockedUp) {
-            return; // no Vcore: NRST changes nothing until the next power-on
-        }
-        if held && !was {
-            self.core = CoreState::HeldInReset;
-        } else if !held && was {
-            self.start_firmware(now_us);
-        }
+        // Without Vcore the level is only recorded: it applies at the next power-on.
+        let action = self.power.set_reset_held(held);
+        self.act(action, now_us);
     }
 
     fn debug_read(

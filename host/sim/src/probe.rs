@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::MutexGuard;
 
 use super::{
-    bench::{BoardSlot, Shared},
+    shared::{BoardSlot, Shared},
     target::FirmwareImage,
 };
 use rig_instruments::{CoreSelect, DebugProbe, ProbeError};

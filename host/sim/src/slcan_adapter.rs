@@ -8,7 +8,7 @@ use std::{io::Write, sync::atomic::Ordering};
 use gauge_logic::frame::CanFrame;
 use serialport::TTYPort;
 
-use super::bench::{lock, Shared};
+use crate::shared::{lock, Shared};
 
 const BOARD_BITRATE_CODE: u8 = b'6';
 

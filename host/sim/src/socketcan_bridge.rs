@@ -16,7 +16,7 @@ use std::{
 use rig_instruments::drivers::socketcan::SocketCanAdapter;
 use rig_instruments::{CanAdapter, InstrumentError};
 
-use super::bench::{lock, Shared};
+use crate::shared::{lock, Shared};
 
 /// How long one receive waits before the bridge forwards the board's frames (and checks for
 /// stop): the board ticks every millisecond.

@@ -14,7 +14,7 @@ use std::{io::Write, sync::atomic::Ordering, time::Duration};
 
 use serialport::{SerialPort, TTYPort};
 
-use super::bench::{lock, Shared};
+use crate::shared::{lock, Shared};
 
 const CLOCK_HZ: f64 = 100_000_000.0;
 const SAMPLE_MEMORY: u32 = 256 * 1024;

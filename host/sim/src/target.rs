@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 
 use gauge_logic::frame::CanFrame;
 
-pub use rig_instruments::{EmulationStats, FirmwareIdentity};
 use rig_instruments::CoreSelect;
+pub use rig_instruments::{EmulationStats, FirmwareIdentity};
 
 /// The pins and buses a target drives or reads during one tick.
 pub struct TargetIo<'a> {

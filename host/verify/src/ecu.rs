@@ -12,7 +12,10 @@ use std::{
 
 use gauge_logic::{frame::CanFrame, obd};
 
-use crate::{dbc::OilTempEncoder, scenario::{Fault, TempSource}};
+use crate::{
+    dbc::OilTempEncoder,
+    scenario::{Fault, TempSource},
+};
 use rig_instruments::CanAdapter;
 
 /// A value faults carry so that accepting one would visibly move the needle (150 degC -> full scale).

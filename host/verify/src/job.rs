@@ -2,14 +2,17 @@
 //! bench itself comes from the caller's opener (the `rig` binary's assembly), so this job
 //! knows no driver and no simulator.
 
-use std::{
-    path::PathBuf,
-    sync::atomic::AtomicBool,
-};
+use std::{path::PathBuf, sync::atomic::AtomicBool};
 
-use crate::{dbc::OilTempEncoder, report::{
+use crate::{
+    dbc::OilTempEncoder,
+    report::{
         new_run_id, now_rfc3339, Outcome, ReportWriter, RunReport, ScenarioReport, StepReport,
-    }, rig::Rig, session::Runner, scenario::Scenario};
+    },
+    rig::Rig,
+    scenario::Scenario,
+    session::Runner,
+};
 use bench_config::RigConfig;
 
 /// Opens a rig (brought up: powered, firmware under test loaded) from its config and the DBC.

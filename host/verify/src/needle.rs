@@ -9,10 +9,7 @@ use std::{
 use gauge_logic::gauge::GaugeTiming;
 use rig_instruments::InstrumentError;
 
-use crate::{
-    report::Measurement,
-    session::*,
-};
+use crate::{report::Measurement, session::*};
 
 /// Pulses per capture. Captures follow each other without missing a pulse, so the settle check
 /// (the last two pulses agree and sit at the target) can span two captures.

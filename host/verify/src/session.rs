@@ -1,6 +1,6 @@
 //! A scenario run's working context: the [`Runner`] (the rig and the interrupt flag), what a
 //! scenario remembers between steps, and a step's result. The step kinds (needle, telemetry,
-//! power loss) are `impl Runner` blocks in their own modules; [`crate::runner`] dispatches.
+//! power loss) are `impl Runner` blocks in their own modules; the runner module dispatches.
 
 use std::{
     sync::atomic::{AtomicBool, Ordering},

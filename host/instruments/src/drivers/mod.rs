@@ -10,13 +10,13 @@ pub mod socketcan;
 pub mod sump;
 pub mod telemetry;
 
-use bench_config::{
-        AnalyzerKind, CanAdapterKind, CanConfig, PowerConfig, PowerSwitchKind, PulseMeterConfig,
-        TelemetryConfig,
-    };
 use crate::{
-        CanAdapter, InstrumentError, InstrumentResult, PowerSwitch, PulseMeter, TelemetryPort,
-    };
+    CanAdapter, InstrumentError, InstrumentResult, PowerSwitch, PulseMeter, TelemetryPort,
+};
+use bench_config::{
+    AnalyzerKind, CanAdapterKind, CanConfig, PowerConfig, PowerSwitchKind, PulseMeterConfig,
+    TelemetryConfig,
+};
 
 /// Opens the CAN adapter a rig config names; `port` is the device (or simulated pty) path for
 /// slcan, the network interface (`can0`, `vcan0`) for socketcan.

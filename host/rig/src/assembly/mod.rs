@@ -32,6 +32,10 @@ pub mod standalone;
 
 pub use resources::{BenchPorts, BenchResources};
 
+/// The emulator's verdict on an ELF before it is flashed (`rig flash`).
+#[cfg(feature = "emulator")]
+pub use rig_emu::preflight::gate as emulated_preflight;
+
 /// Brings the bench up: simulated instruments if any, drivers, power on, firmware under test.
 pub fn open(config: RigConfig, encoder: OilTempEncoder) -> Result<Rig, RigError> {
     let (mut rig, shared) = assemble(config, encoder)?;

@@ -113,7 +113,8 @@ pub fn flash(
     if opts.no_preflight {
         say("emulated preflight: skipped (--no-preflight)".into());
     } else {
-        let line = rig_emu::preflight::gate(config, elf_path).map_err(FlashError::Preflight)?;
+        let line =
+            crate::assembly::emulated_preflight(config, elf_path).map_err(FlashError::Preflight)?;
         say(format!("emulated preflight: {line}"));
     }
     say("preflight: ok".into());

@@ -16,7 +16,9 @@ pub fn bench_lock() -> MutexGuard<'static, ()> {
 }
 
 pub fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
 }
 
 /// Runs `scenarios` on `rig` with reports in a temporary folder.

@@ -3,8 +3,8 @@
 
 use stm32h755::supply::{SupplyConfig, PWR_CR3_SUPPLY_MASK};
 
-use stm32h755::flash::{FLASH_OPTSR_CUR, OPTSR_BCM7};
 use rig_instruments::{CoreSelect, DebugProbe};
+use stm32h755::flash::{FLASH_OPTSR_CUR, OPTSR_BCM7};
 
 pub const SUPPLY_RECOVERY: &str = "Recovery (ST's procedure for a supply lock-up, automated by `rig recover --erase`): 1) hold NRST (or boot with BOOT0 high into the system bootloader) while applying power, and connect under reset (hardware reset mode); 2) mass-erase the flash; 3) power-cycle once more, because the bootloader or earlier firmware may have latched PWR_CR3; 4) fix the supply choice in the firmware (Direct SMPS on a NUCLEO-H755ZI-Q: embassy `config.rcc.supply_config = SupplyConfig::DirectSMPS`, gauge-logic `FIRMWARE_SUPPLY`) and flash it again.";
 

@@ -5,13 +5,18 @@ use std::time::{Duration, Instant};
 
 use gauge_logic::storage::BootRecords;
 
-use stm32h755::flash::{
-    boot_address0, rdp_level, FLASH_ADDRESSES, FLASH_BOOT4_CURR, FLASH_BOOT7_CURR, FLASH_OPTSR_CUR, OPTSR_BCM4, OPTSR_BCM7,
+use crate::power_loss::storage_readback::read_records;
+use crate::{
+    report::Measurement,
+    scenario::TempSource,
+    session::{ms, Runner, ScenarioState, StepResult},
 };
-use crate::{report::Measurement, session::{ms, Runner, ScenarioState, StepResult}, scenario::TempSource, };
 use rig_instruments::elf;
 use rig_instruments::{attach_with_retry, CoreSelect, DebugProbe};
-use crate::power_loss::storage_readback::read_records;
+use stm32h755::flash::{
+    boot_address0, rdp_level, FLASH_ADDRESSES, FLASH_BOOT4_CURR, FLASH_BOOT7_CURR, FLASH_OPTSR_CUR,
+    OPTSR_BCM4, OPTSR_BCM7,
+};
 
 /// What the power-cycle check sets and expects once the board is back.
 #[derive(Clone, Copy, Debug)]

@@ -14,10 +14,10 @@ use stm32h755::supply::{
 };
 
 use crate::power_loss::power_cycle::PowerCycleCheck;
-use rig_instruments::{attach_with_retry, CoreSelect};
 use crate::report::Outcome;
 use crate::rig::Rig;
 use crate::session::Runner;
+use rig_instruments::{attach_with_retry, CoreSelect};
 
 /// What to flash once the board is back.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-
 use super::power_cycle::flag;
 use crate::{
     report::{Measurement, Outcome},

@@ -7,8 +7,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-
-use crate::{report::{Measurement, Outcome, ScenarioReport, SettleSummary, StepReport}, scenario::{Scenario, Step}};
+use crate::{
+    report::{Measurement, Outcome, ScenarioReport, SettleSummary, StepReport},
+    scenario::{Scenario, Step},
+};
 
 mod telemetry;
 
@@ -277,4 +279,4 @@ impl Runner<'_> {
             }
         }
     }
-    }
+}

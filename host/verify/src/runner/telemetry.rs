@@ -1,7 +1,5 @@
 //! Telemetry steps: the firmware's GAUGE/1 status lines against what the bench set.
 
-
-
 use crate::{
     report::{Measurement, Outcome},
     session::*,
