@@ -5,7 +5,7 @@
 
 use std::{path::Path, sync::atomic::AtomicBool};
 
-use host::app::{self, Quiet, RunOptions};
+use rig_verify::job::Quiet;
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -19,17 +19,17 @@ fn main() {
     }
     let reports = std::env::temp_dir().join("gauge-rig-emulation-bench");
     let abort = AtomicBool::new(false);
-    let opts = RunOptions {
-        rig: root.join("rig-config/emulated.toml"),
-        scenarios: vec![
+    let result = match rig::commands::run::run(
+        root.join("rig-config/emulated.toml"),
+        vec![
             root.join("scenarios/sweep.toml"),
             root.join("scenarios/stale_failsafe.toml"),
         ],
-        reports_root: reports.clone(),
-        dbc: rig_verify::dbc::default_path(),
-        abort: &abort,
-    };
-    let result = match app::run(&opts, &mut Quiet) {
+        reports.clone(),
+        rig_verify::dbc::default_path(),
+        &abort,
+        &mut Quiet,
+    ) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("emulation_speed: cannot write reports: {e}");

@@ -6,7 +6,7 @@
 
 use std::{path::Path, sync::atomic::AtomicBool};
 
-use host::app::{self, Quiet, RunOptions};
+use rig_verify::job::Quiet;
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -15,14 +15,14 @@ fn main() {
     let runs = 5;
     let mut ratios = Vec::new();
     for i in 1..=runs {
-        let opts = RunOptions {
-            rig: root.join("rig-config/sim.toml"),
-            scenarios: vec![root.join("scenarios/sweep.toml")],
-            reports_root: reports.clone(),
-            dbc: rig_verify::dbc::default_path(),
-            abort: &abort,
-        };
-        let result = match app::run(&opts, &mut Quiet) {
+        let result = match rig::commands::run::run(
+            root.join("rig-config/sim.toml"),
+            vec![root.join("scenarios/sweep.toml")],
+            reports.clone(),
+            rig_verify::dbc::default_path(),
+            &abort,
+            &mut Quiet,
+        ) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!(
