@@ -46,19 +46,14 @@ pub struct BenchResources {
 }
 
 impl BenchResources {
+    /// For `doctor` and `flash`: a simulated bench starts as the board model running the logic,
+    /// whatever `firmware.kind` says (they check instruments and the command path, not firmware).
     pub fn start(config: &RigConfig) -> std::io::Result<Self> {
         match config.backend {
-            BoardBackend::Simulated => {
-                let bench = super::start_simulated_bench(config).map_err(|e| match e {
-                    rig_verify::rig::RigError::Simulation(io) => io,
-                    other => std::io::Error::other(other.to_string()),
-                })?;
-                Ok(Self::simulated(bench))
-            }
-            BoardBackend::Hardware => Ok(Self {
-                ports: BenchPorts::configured(config),
-                simulated: None,
-            }),
+            BoardBackend::Simulated => Ok(Self::simulated(SimulatedBench::start(
+                super::simulated_bench_config(config),
+            )?)),
+            BoardBackend::Hardware => Ok(Self::hardware(config)),
         }
     }
 
