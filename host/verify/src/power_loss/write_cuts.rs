@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use rig_instruments::StoragePowerCut;
+
 use super::power_cycle::flag;
 use crate::{
     report::{Measurement, Outcome},
@@ -16,6 +18,20 @@ impl Runner<'_> {
     /// unset). Otherwise (hardware): `delay_ms` after power-on.
     pub(crate) fn power_cut_during_write(
         &mut self,
+        after_bytes: Option<usize>,
+        delay_ms: Option<u64>,
+        state: &mut ScenarioState,
+    ) -> StepResult {
+        // Out of the rig for the step, so it can be driven beside the rig's instruments.
+        let mut cutter = self.rig.storage_cut.take();
+        let r = self.cut_during_write(cutter.as_deref_mut(), after_bytes, delay_ms, state);
+        self.rig.storage_cut = cutter;
+        r
+    }
+
+    fn cut_during_write(
+        &mut self,
+        cutter: Option<&mut (dyn StoragePowerCut + 'static)>,
         after_bytes: Option<usize>,
         delay_ms: Option<u64>,
         state: &mut ScenarioState,
@@ -35,7 +51,7 @@ impl Runner<'_> {
             return StepResult::fail(Vec::new(), e.to_string());
         }
         self.sleep(off);
-        if let Some(cutter) = self.rig.storage_cut.as_mut() {
+        if let Some(cutter) = cutter {
             let n = after_bytes.unwrap_or_else(|| {
                 (Instant::now().elapsed().subsec_nanos() as usize ^ std::process::id() as usize)
                     % 64
@@ -48,9 +64,6 @@ impl Runner<'_> {
             }
             // The board cuts its own supply at the planned byte; give it a moment.
             self.sleep(Duration::from_millis(30));
-            let Some(cutter) = self.rig.storage_cut.as_mut() else {
-                return StepResult::error("the bench's storage power cut went away mid-step");
-            };
             cut_hit_write =
                 Some(!cutter.board_powered() || cutter.storage_bytes_programmed() < written + n);
             cutter.arm_cut_after_bytes(None);
@@ -117,24 +130,24 @@ impl Runner<'_> {
         max_delay_ms: u64,
         state: &mut ScenarioState,
     ) -> StepResult {
-        if self.rig.storage_cut.is_none() {
+        let Some(mut cutter) = self.rig.storage_cut.take() else {
             return self.power_cut_delay_sweep(max_delay_ms, state);
-        }
-        let boot = |rig: &mut crate::rig::Rig, cut: Option<usize>| {
-            if let Some(cutter) = rig.storage_cut.as_mut() {
-                cutter.boot_with_cut(cut);
-            }
         };
-        let programmed = |rig: &crate::rig::Rig| {
-            rig.storage_cut
-                .as_ref()
-                .map_or(0, |c| c.storage_bytes_programmed())
-        };
+        let r = self.byte_cut_sweep(cutter.as_mut(), state);
+        self.rig.storage_cut = Some(cutter);
+        r
+    }
+
+    fn byte_cut_sweep(
+        &mut self,
+        cutter: &mut (dyn StoragePowerCut + 'static),
+        state: &mut ScenarioState,
+    ) -> StepResult {
         state.forget_needle();
         // How many bytes does one boot program?
-        let w0 = programmed(self.rig);
-        boot(self.rig, None);
-        let per_boot = programmed(self.rig) - w0;
+        let w0 = cutter.storage_bytes_programmed();
+        cutter.boot_with_cut(None);
+        let per_boot = cutter.storage_bytes_programmed() - w0;
         let mut lost = 0;
         let mut unreadable = 0;
         let mut first_problem = None;
@@ -148,8 +161,8 @@ impl Runner<'_> {
                     ))
                 }
             };
-            boot(self.rig, Some(n));
-            boot(self.rig, None);
+            cutter.boot_with_cut(Some(n));
+            cutter.boot_with_cut(None);
             match self.records_via_probe() {
                 Ok(after)
                     if after.boot_count > before.boot_count
