@@ -602,10 +602,10 @@ pub struct ExpectConfig {
 }
 
 fn default_boot7() -> u32 {
-    0x0800_0000
+    stm32h755::flash::boot_address0(stm32h755::flash::BOOT7_DEFAULT)
 }
 fn default_boot4() -> u32 {
-    0x0810_0000
+    stm32h755::flash::boot_address0(stm32h755::flash::BOOT4_DEFAULT)
 }
 
 impl Default for ExpectConfig {

@@ -34,8 +34,7 @@ pub const MEMORIES: [(u32, u32, &str); 7] = [
     (0x3800_0000, 0x1_0000, "SRAM4"),
     (0x3880_0000, 0x1000, "backup SRAM"),
 ];
-pub const FLASH_BASE: u32 = 0x0800_0000;
-pub const FLASH_SIZE: u32 = 0x20_0000;
+pub use stm32h755::flash::{FLASH_BASE, FLASH_SIZE};
 
 /// A poll counts as one loop while its reads come from a PC range this small.
 pub const SMALL_LOOP_BYTES: u32 = 256;

@@ -19,9 +19,14 @@ use rig_instruments::CoreSelect;
 
 use stm32h755::{
     debug::DBGMCU_IDCODE,
-    flash::{FLASH_BOOT4_CURR, FLASH_BOOT7_CURR, FLASH_OPTSR_CUR, OPTSR_BCM4, OPTSR_BCM7},
+    flash::{
+        BANK1, BANK1_SIZE, FLASH_BOOT4_CURR, FLASH_BOOT7_CURR, FLASH_OPTSR_CUR, OPTSR_BCM4,
+        OPTSR_BCM7,
+    },
 };
 
+/// Flash bank 1, where the program is downloaded.
+const BANK1_ADDRESSES: std::ops::Range<u32> = BANK1..BANK1 + BANK1_SIZE;
 /// Time from reset to the main loop (clock setup, storage scan).
 const BOOT_TIME_US: u64 = 5_000;
 
@@ -295,7 +300,7 @@ impl SimulatedTarget for LogicBoard {
             FLASH_BOOT7_CURR => self.option_bytes.boot7,
             FLASH_BOOT4_CURR => self.option_bytes.boot4,
             DBGMCU_IDCODE => 0x1000_6450,
-            a if (0x0800_0000..0x0810_0000).contains(&a) => {
+            a if BANK1_ADDRESSES.contains(&a) => {
                 u32::from_le_bytes([0, 1, 2, 3].map(|i| self.program_byte(a + i)))
             }
             a if storage.contains(&a) && a % 4 == 0 => {
@@ -350,7 +355,7 @@ impl SimulatedTarget for LogicBoard {
         let storage = gauge_logic::storage::STORAGE_ADDRESSES;
         for (i, b) in buf.iter_mut().enumerate() {
             let at = address.wrapping_add(i as u32);
-            *b = if (0x0800_0000..0x0810_0000).contains(&at) {
+            *b = if BANK1_ADDRESSES.contains(&at) {
                 self.program_byte(at)
             } else if storage.contains(&at) {
                 self.flash
@@ -380,7 +385,7 @@ impl SimulatedTarget for LogicBoard {
     fn load_program(&mut self, segments: &[rig_instruments::elf::Segment]) -> Result<(), String> {
         for s in segments {
             let end = s.address as u64 + s.data.len() as u64;
-            if s.address < 0x0800_0000 || end > 0x0810_0000 {
+            if s.address < BANK1 || end > u64::from(BANK1 + BANK1_SIZE) {
                 return Err(format!(
                     "segment at {:#010x} ({} bytes) is outside flash bank 1",
                     s.address,

@@ -70,7 +70,8 @@ pub fn summarize(elf_path: &Path) -> Result<ElfSummary, FlashError> {
 /// goes here; an `Err` stops `rig flash` before the probe is touched. Today it only checks
 /// that the image has something to write and fits the chip's flash.
 pub fn preflight(config: &RigConfig, elf: &ElfSummary) -> Result<(), FlashError> {
-    const FLASH: std::ops::Range<u64> = 0x0800_0000..0x0820_0000;
+    let chip = stm32h755::flash::FLASH_ADDRESSES;
+    let flash = u64::from(chip.start)..u64::from(chip.end);
     if elf.bytes == 0 {
         return Err(FlashError::Preflight(
             "the ELF has no bytes to write".into(),
@@ -78,7 +79,7 @@ pub fn preflight(config: &RigConfig, elf: &ElfSummary) -> Result<(), FlashError>
     }
     for s in &elf.segments {
         let end = u64::from(s.address) + s.data.len() as u64;
-        if !(FLASH.contains(&u64::from(s.address)) && end <= FLASH.end) {
+        if !(flash.contains(&u64::from(s.address)) && end <= flash.end) {
             return Err(FlashError::Preflight(format!(
                 "segment at {:#010x} ({} bytes) is outside the flash of {} (0x08000000..0x08200000): is this the board ELF?",
                 s.address,

@@ -8,9 +8,8 @@ use embedded_storage_async::nor_flash::{
 use gauge_logic::storage::{BootRecords, Records, StorageError, STORAGE_OFFSETS};
 
 use rig_instruments::DebugProbe;
-
-/// Offsets as the firmware uses them (from 0x0800_0000).
-const FLASH_BASE: u32 = 0x0800_0000;
+// The firmware's storage offsets count from the flash base.
+use stm32h755::flash::FLASH_BASE;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeFlashError {
