@@ -9,13 +9,13 @@ use std::{
 
 use rig_instruments::InstrumentError;
 
-/// How long a status line may take (the firmware sends one every 100 ms).
-pub(crate) const TELEMETRY_TIMEOUT: Duration = Duration::from_millis(2500);
-
 use crate::{
     report::{Measurement, Outcome},
     rig::Rig,
 };
+
+/// How long a step waits for the firmware's next status line.
+pub(crate) const TELEMETRY_TIMEOUT: Duration = Duration::from_millis(2500);
 
 /// Per-scenario memory between steps.
 #[derive(Default)]
