@@ -14,6 +14,7 @@
 
 pub mod board;
 pub mod cpu;
+pub mod debug;
 pub mod devices;
 pub mod machine;
 pub mod nvic;

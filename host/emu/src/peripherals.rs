@@ -83,7 +83,7 @@ pub const FDCAN_MESSAGE_RAM: std::ops::Range<u32> = 0x4000_AC00..0x4000_D400;
 pub use stm32h755::debug::{DBGMCU_IDCODE, DBGMCU_IDCODE_VALUE};
 pub const SCB_CPUID: u32 = 0xE000_ED00;
 /// Cortex-M7 r1p2.
-pub const SCB_CPUID_VALUE: u32 = 0x411F_C272;
+pub const SCB_CPUID_VALUE: u32 = stm32h755::debug::armv7m::CPUID_CM7;
 
 /// USART/UART/LPUART bases (ISR at +0x1C, CR1 at +0x00).
 const USARTS: [(u32, &str); 9] = [
@@ -521,6 +521,11 @@ impl Peripherals {
     fn pll_on(&self) -> [bool; 3] {
         let cr = self.stored(RCC_CR);
         [24, 26, 28].map(|b| cr & (1 << b) != 0)
+    }
+
+    /// Whether bank 1's control register is unlocked (FLASH_KEYR1 sequence done).
+    pub fn bank1_unlocked(&self) -> bool {
+        self.bank1 == KeyState::Unlocked
     }
 
     /// Whether bank 2's control register is unlocked (FLASH_KEYR2 sequence done).

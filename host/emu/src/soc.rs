@@ -7,9 +7,9 @@ use stm32h755::supply::{SupplyConfig, PWR_CR3_ADDR};
 
 use super::{
     devices::{
-        gpio_bsrr, uart_byte_ps, Clocks, Dma, DmaStart, Fdcan, FlashBank2, Timer, DMAMUX1_C0CR,
-        FLASH_CCR2_ADDR, FLASH_CR2_ADDR, FLASH_SR2_ADDR, GPIO, GPIOB, IRQ_DMA1_STREAM0,
-        IRQ_FDCAN1_IT0, IRQ_FDCAN1_IT1, IRQ_TIM2, TIM1, TIM2, USART3, USART3_TDR,
+        gpio_bsrr, uart_byte_ps, Bank, Clocks, Dma, DmaStart, Fdcan, FlashBank, FlashTiming, Timer,
+        DMAMUX1_C0CR, GPIO, GPIOB, IRQ_DMA1_STREAM0, IRQ_FDCAN1_IT0, IRQ_FDCAN1_IT1, IRQ_TIM2,
+        TIM1, TIM2, USART3, USART3_TDR,
     },
     nvic::Nvic,
     peripherals::{Peripherals, Site, FLASH_BOOT7_CURR, RCC},
@@ -19,6 +19,10 @@ use rig_sim::{
     pwr::{supply_outcome, SupplyOutcome},
     target::Pins,
 };
+
+/// Bank 2's operation times. Instant: the firmware's storage scenarios (power cuts by byte,
+/// the soak) were measured that way; bank 1 takes the datasheet's times.
+pub const BANK2_TIMING: FlashTiming = FlashTiming::INSTANT;
 
 /// What a bus write asks of the core beyond changing registers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,7 +47,10 @@ pub struct Soc {
     pub tim2: Timer,
     pub dma: Dma,
     pub fdcan: Fdcan,
-    pub bank2: FlashBank2,
+    /// Bank 1 (the program: what a debugger's flash algorithm programs) and bank 2 (the
+    /// firmware's storage records).
+    pub bank1: FlashBank,
+    pub bank2: FlashBank,
     pub clocks: Clocks,
     /// Bytes USART3 has shifted out, for the bench's telemetry port.
     pub uart_out: Vec<u8>,
@@ -68,8 +75,8 @@ fn mask(size: usize) -> u32 {
 
 impl Soc {
     /// A chip after reset: `periph` carries what survives a reset (the supply latch, option
-    /// bytes), `flash` is bank 2's non-volatile contents.
-    pub fn new(periph: Peripherals, flash: FlashModel) -> Self {
+    /// bytes), `bank1` and `bank2` are the flash banks' non-volatile contents.
+    pub fn new(periph: Peripherals, bank1: FlashModel, bank2: FlashModel) -> Self {
         let wiring = periph.wiring();
         let clocks = Clocks::from_rcc(&periph);
         let boot = (periph.peek(FLASH_BOOT7_CURR) & 0xFFFF) << 16;
@@ -79,7 +86,8 @@ impl Soc {
             tim2: Timer::new(TIM2, clocks.tim_apb1_hz),
             dma: Dma::default(),
             fdcan: Fdcan::new(),
-            bank2: FlashBank2::new(flash),
+            bank1: FlashBank::new(Bank::One, bank1, FlashTiming::DATASHEET),
+            bank2: FlashBank::new(Bank::Two, bank2, BANK2_TIMING),
             clocks,
             uart_out: Vec::new(),
             active_exception: 0,
@@ -95,7 +103,28 @@ impl Soc {
         self.tim1.sync(now_ps);
         self.dma.sync(now_ps, &mut self.uart_out);
         self.fdcan.deliver_due(now_ps, self.clocks.fdcan_hz);
+        self.bank1.sync(now_ps);
+        self.bank2.sync(now_ps);
         self.update_lines();
+    }
+
+    /// A read of a busy flash bank's SR: the core may sleep until this time.
+    pub fn take_poll_wait(&mut self) -> Option<u64> {
+        let a = self.bank1.take_poll_wait();
+        let b = self.bank2.take_poll_wait();
+        a.into_iter().chain(b).min()
+    }
+
+    /// A store into bank 1's address space (the core's own, or a debugger's).
+    pub fn bank1_write(&mut self, addr: u32, size: usize, value: u32, now_ps: u64) -> Effect {
+        let cr = self.periph.peek(Bank::One.cr());
+        let unlocked = self.periph.bank1_unlocked();
+        self.bank1
+            .write_data(addr, size, value, cr, unlocked, now_ps);
+        Effect {
+            power_cut: self.bank1.power_cut,
+            ..Effect::default()
+        }
     }
 
     /// The next instant a device raises an interrupt flag or a frame arrives.
@@ -104,6 +133,8 @@ impl Soc {
             self.tim2.next_event(now_ps),
             self.dma.next_event(now_ps),
             self.fdcan.next_event(),
+            self.bank1.next_event(),
+            self.bank2.next_event(),
         ]
         .into_iter()
         .flatten()
@@ -143,10 +174,12 @@ impl Soc {
         } else if Fdcan::handles(word) {
             self.fdcan.deliver_due(now_ps, self.clocks.fdcan_hz);
             self.fdcan.read(word, now_ps, self.clocks.fdcan_hz)
-        } else if FlashBank2::handles(addr) {
+        } else if self.bank2.handles(addr) {
             return self.bank2.read(addr, size);
-        } else if word == FLASH_SR2_ADDR {
-            self.bank2.sr()
+        } else if word == Bank::Two.sr() {
+            self.bank2.read_sr(now_ps)
+        } else if word == Bank::One.sr() {
+            self.bank1.read_sr(now_ps)
         } else if word == USART3_ISR {
             self.dma.sync(now_ps, &mut self.uart_out);
             let v = self.periph.read(word, 4, site);
@@ -175,10 +208,14 @@ impl Soc {
             self.dma.clone().read(word, now_ps, &mut Vec::new())
         } else if Fdcan::handles(word) {
             self.fdcan.read(word, now_ps, self.clocks.fdcan_hz)
-        } else if FlashBank2::handles(addr) {
+        } else if self.bank2.handles(addr) {
             self.bank2.read(word, 4)
-        } else if word == FLASH_SR2_ADDR {
-            self.bank2.sr()
+        } else if self.bank1.handles(addr) {
+            self.bank1.read(word, 4)
+        } else if word == Bank::Two.sr() {
+            self.bank2.sr_at(now_ps)
+        } else if word == Bank::One.sr() {
+            self.bank1.sr_at(now_ps)
         } else {
             self.periph.peek(addr)
         }
@@ -236,22 +273,31 @@ impl Soc {
                 (self.fdcan.read(word, now_ps, self.clocks.fdcan_hz) & !m) | placed
             };
             self.fdcan.write(word, v);
-        } else if FlashBank2::handles(addr) {
-            let cr2 = self.periph.peek(FLASH_CR2_ADDR);
+        } else if self.bank2.handles(addr) {
+            let cr2 = self.periph.peek(Bank::Two.cr());
             let unlocked = self.periph.bank2_unlocked();
-            self.bank2.write_data(addr, size, value, cr2, unlocked);
+            self.bank2
+                .write_data(addr, size, value, cr2, unlocked, now_ps);
             effect.power_cut = self.bank2.power_cut;
-        } else if word == FLASH_CR2_ADDR {
+        } else if self.bank1.handles(addr) {
+            effect = self.bank1_write(addr, size, value, now_ps);
+        } else if word == Bank::One.cr() || word == Bank::Two.cr() {
             self.periph.write(addr, size, value, site);
-            let cr2 = self.periph.peek(FLASH_CR2_ADDR);
-            let unlocked = self.periph.bank2_unlocked();
-            if self.bank2.control(cr2, unlocked) {
-                // START clears itself when the operation ends.
-                self.periph.poke(FLASH_CR2_ADDR, cr2 & !((1 << 7) | 1));
+            let cr = self.periph.peek(word);
+            let (bank, unlocked) = if word == Bank::One.cr() {
+                (&mut self.bank1, self.periph.bank1_unlocked())
+            } else {
+                (&mut self.bank2, self.periph.bank2_unlocked())
+            };
+            if bank.control(cr, unlocked, now_ps) {
+                // START clears itself (the operation is under way).
+                self.periph.poke(word, cr & !(1 << 7));
             }
-            effect.power_cut = self.bank2.power_cut;
-        } else if word == FLASH_CCR2_ADDR {
+            effect.power_cut = bank.power_cut;
+        } else if word == Bank::Two.ccr() {
             self.bank2.clear(placed);
+        } else if word == Bank::One.ccr() {
+            self.bank1.clear(placed);
         } else if (GPIO..GPIO + 11 * 0x400).contains(&word) && word & 0x3FF == 0x18 {
             let odr = word - 0x18 + 0x14;
             let cur = self.periph.peek(odr);

@@ -54,6 +54,27 @@ impl FlashModel {
         }
     }
 
+    /// A region holding `bytes` (as a download left it: programmed without counting).
+    pub fn with_contents(range: core::ops::Range<u32>, bytes: Vec<u8>) -> Self {
+        let mut m = Self::new(range);
+        let n = m.bytes.len().min(bytes.len());
+        m.bytes[..n].copy_from_slice(&bytes[..n]);
+        m
+    }
+
+    /// Every byte of the region.
+    pub fn contents(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Flips one bit at bus offset `offset` behind the controller's back (a retention fault,
+    /// for tests that verification notices it).
+    pub fn flip_bit(&mut self, offset: u32, bit: u8) -> Result<(), FlashError> {
+        let i = self.index(offset, 1)?;
+        self.bytes[i] ^= 1 << (bit & 7);
+        Ok(())
+    }
+
     /// Cut the power after `n` more bytes have been programmed (erases count as one byte).
     pub fn cut_power_after(&mut self, n: Option<usize>) {
         self.cut_after_bytes = n;

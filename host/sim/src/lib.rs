@@ -15,6 +15,7 @@ pub mod shared;
 pub mod slcan_adapter;
 pub mod socketcan_bridge;
 pub mod sump_analyzer;
+pub mod swd_probe;
 pub mod target;
 
 pub use bench::{SimulatedBench, SimulatedBenchConfig};

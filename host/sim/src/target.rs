@@ -39,6 +39,24 @@ pub enum DebugAccessError {
     Emulator(String),
 }
 
+/// Which side of an Arm debug port a transfer addresses (the APnDP bit of an SWD request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DapPort {
+    Dp,
+    Ap,
+}
+
+/// An SWD transfer that was not answered OK.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DapAck {
+    /// No ACK at all: the chip is unpowered, dead (a supply that cut Vcore), or the line
+    /// needs a reset first.
+    #[error("no acknowledge from the SW-DP")]
+    NoAck,
+    #[error("FAULT from the SW-DP (a sticky error flag is set)")]
+    Fault,
+}
+
 pub trait SimulatedTarget: Send {
     /// Power applied (a power-on reset).
     fn power_on(&mut self, now_us: u64);
@@ -72,6 +90,33 @@ pub trait SimulatedTarget: Send {
     fn emulation(&self) -> Option<EmulationStats> {
         None
     }
+    /// Whether the target has a register-level debug port ([`dap_read`](Self::dap_read)),
+    /// as the emulated STM32H755 does; a probe speaking SWD needs one.
+    fn has_debug_port(&self) -> bool {
+        false
+    }
+
+    /// A line reset on SWCLK/SWDIO (and the JTAG-to-SWD switch).
+    fn swd_line_reset(&mut self) {}
+
+    /// Reads a DP register (`port` Dp, `addr` A[3:2] with the bank from DP SELECT) or an AP
+    /// register (the AP and bank from DP SELECT), as a probe's DAP transfer does.
+    fn dap_read(&mut self, port: DapPort, addr: u8, now_us: u64) -> Result<u32, DapAck> {
+        let _ = (port, addr, now_us);
+        Err(DapAck::NoAck)
+    }
+
+    fn dap_write(
+        &mut self,
+        port: DapPort,
+        addr: u8,
+        value: u32,
+        now_us: u64,
+    ) -> Result<(), DapAck> {
+        let _ = (port, addr, value, now_us);
+        Err(DapAck::NoAck)
+    }
+
     /// Reads `buf.len()` bytes at `address` through the debug port.
     fn debug_read(
         &self,

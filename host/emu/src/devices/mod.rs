@@ -13,9 +13,10 @@
 //!   standard/extended filter lists and the global filter, fill/get/put indices, acknowledge,
 //!   IR/IE/ILS/ILE and both interrupt lines; transmission from the TX buffers on TXBAR (TXBTO,
 //!   IR.TC), frames arriving no faster than the bus carries them.
-//! - [`FlashBank2`]: bank-2 programming with H7 semantics: PG with 32-byte flash words filled
-//!   through the flash address space, program-once words, sector/bank erase to 0xFF, SR2/CCR2,
-//!   on the non-volatile [`FlashModel`](rig_sim::flash::FlashModel) (which can cut the power after N bytes).
+//! - [`FlashBank`]: programming of either flash bank with H7 semantics: PG with 32-byte flash
+//!   words filled through the bank's address space, program-once words, sector/bank erase to
+//!   0xFF, CR/SR/CCR with BSY/QW for the datasheet's operation times, on the non-volatile
+//!   [`FlashModel`](rig_sim::flash::FlashModel) (which can cut the power after N bytes).
 //! - GPIO BSRR into ODR, and the pins the bench reads: TIM1 CH1's pulse and PB14.
 //!
 //! One file per peripheral; this module keeps what they share: the time base, HSE, interrupt
@@ -24,14 +25,14 @@
 pub mod clocks;
 pub mod dma;
 pub mod fdcan;
-pub mod flash_bank2;
+pub mod flash_bank;
 pub mod gpio;
 pub mod timer;
 
 pub use clocks::Clocks;
 pub use dma::{uart_byte_ps, Dma, DmaStart, DMAMUX1_C0CR};
 pub use fdcan::Fdcan;
-pub use flash_bank2::{FlashBank2, FLASH_CCR2_ADDR, FLASH_CR2_ADDR, FLASH_SR2_ADDR};
+pub use flash_bank::{Bank, FlashBank, FlashTiming};
 pub use gpio::gpio_bsrr;
 pub use timer::Timer;
 

@@ -39,6 +39,7 @@ pub use worker::{
 
 use std::{
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
@@ -77,6 +78,20 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Opens a probe that is not found on USB: an in-process probe the caller builds (an SWD probe
+/// on an emulated target). Called at every attach, as a USB probe is opened anew.
+pub type ProbeOpener = Arc<dyn Fn() -> Result<Probe, ::probe_rs::Error> + Send + Sync>;
+
+/// Where the probe comes from.
+enum Source {
+    /// Found on USB by `probe.serial`.
+    Usb,
+    InProcess {
+        name: String,
+        open: ProbeOpener,
+    },
+}
+
 enum Link {
     /// No USB handle open.
     Idle,
@@ -91,6 +106,8 @@ enum Link {
     Lost { what: String },
 }
 
+type Opener = Box<dyn FnOnce() -> Result<Probe, ::probe_rs::Error> + Send + 'static>;
+
 /// The bench's debug probe through probe-rs.
 pub struct ProbeRsProbe {
     /// `probe.serial`.
@@ -103,6 +120,7 @@ pub struct ProbeRsProbe {
     /// How the probe was chosen, when the rig should say so (no serial configured).
     pub notice: Option<String>,
     link: Link,
+    source: Source,
 }
 
 impl ProbeRsProbe {
@@ -123,7 +141,20 @@ impl ProbeRsProbe {
             attach_timeout: Duration::from_millis(config.attach_timeout_ms),
             notice: None,
             link: Link::Idle,
+            source: Source::Usb,
         }
+    }
+
+    /// A probe opened by `open` instead of being looked up on USB (`name` says what it is).
+    /// Everything else - attach, reads, reset, NRST, flashing, the timeouts - is as for a USB
+    /// probe.
+    pub fn in_process(config: &ProbeConfig, name: &str, open: ProbeOpener) -> Self {
+        let mut probe = Self::deferred(config);
+        probe.source = Source::InProcess {
+            name: name.to_string(),
+            open,
+        };
+        probe
     }
 
     /// [`open`](Self::open), but a probe that is not on USB yet (one the bench's power switch
@@ -173,6 +204,9 @@ impl ProbeRsProbe {
     }
 
     fn name(&self) -> String {
+        if let Source::InProcess { name, .. } = &self.source {
+            return name.clone();
+        }
         match (&self.found, &self.serial) {
             (Some((p, _)), _) => format!(
                 "{} {:04x}:{:04x} serial {}",
@@ -186,13 +220,21 @@ impl ProbeRsProbe {
         }
     }
 
-    /// Opens the probe picked on USB now (to run on the worker).
-    fn opener(
-        &mut self,
-    ) -> Result<impl FnOnce() -> Result<Probe, ::probe_rs::Error> + Send + 'static, ProbeError>
-    {
+    /// Opens the probe picked on USB now, or the in-process one (to run on the worker).
+    fn opener(&mut self) -> Result<Opener, ProbeError> {
+        if let Source::InProcess { open, .. } = &self.source {
+            let open = open.clone();
+            let speed = self.speed_khz;
+            return Ok(Box::new(move || {
+                let mut probe = open()?;
+                if let Some(khz) = speed {
+                    probe.set_speed(khz)?;
+                }
+                Ok(probe)
+            }));
+        }
         let selector = self.locate().map_err(|e| self.other(e.to_string()))?;
-        Ok(usb_opener(selector, self.speed_khz))
+        Ok(Box::new(usb_opener(selector, self.speed_khz)))
     }
 
     fn other(&self, reason: impl Into<String>) -> ProbeError {

@@ -16,15 +16,26 @@
 //!   an error state: reads through the probe fail with the reason and `identity()` carries it;
 //!   nothing panics.
 
+mod cortex_m4;
+mod debug_access;
+
+pub use cortex_m4::{Cm4, Cm4Run};
+pub use debug_access::{DebugSide, HeldCoreDebug};
+
 use std::{
     path::Path,
     time::{Duration, Instant},
 };
 
-use stm32h755::supply::SupplyConfig;
+use stm32h755::{
+    debug::armv7m::{DFSR_HALTED, DFSR_VCATCH},
+    flash::{boot_address0, OPTSR_BCM4},
+    supply::SupplyConfig,
+};
 
 use super::{
     cpu::{Cpu, CpuStats, SliceEnd, BANK1, BANK1_SIZE},
+    devices::Bank,
     devices::{BANK2, BANK2_OFFSETS, BANK2_SIZE, PS_PER_S},
     machine::Firmware,
     peripherals::{Peripherals, BOOT4_DEFAULT, BOOT7_DEFAULT},
@@ -38,8 +49,8 @@ use rig_sim::{
     flash::FlashModel,
     logic_board::OptionBytes,
     target::{
-        DebugAccessError, EmulationStats, FirmwareIdentity, FirmwareImage, Pins, SimulatedTarget,
-        TargetIo,
+        DapAck, DapPort, DebugAccessError, EmulationStats, FirmwareIdentity, FirmwareImage, Pins,
+        SimulatedTarget, TargetIo,
     },
 };
 
@@ -73,8 +84,6 @@ enum State {
     /// Not running: powered off, NRST held, Vcore cut by the supply choice (dead until the
     /// next power-on), or BCM7 = 0 ([`EmulatedBoard::power`] says which).
     Stopped,
-    /// Erased flash: no vector table, nothing runs.
-    Blank,
     Running(Box<Cpu>),
     /// The emulator could not go on.
     Faulted(String),
@@ -83,8 +92,9 @@ enum State {
 pub struct EmulatedBoard {
     wiring: SupplyConfig,
     pub option_bytes: OptionBytes,
-    /// Flash bank 1 as programmed (erased: 0xFF).
-    program: Vec<u8>,
+    /// Flash bank 1 (the program) while the core is not running (while it runs, the core's
+    /// flash controller holds it).
+    bank1: FlashModel,
     /// Bank 2 while the core is not running (while it runs, the core's model holds it).
     bank2: FlashModel,
     known: Vec<KnownImage>,
@@ -107,10 +117,17 @@ pub struct EmulatedBoard {
     /// How the last core ended, when it did not simply stop (lock-up, fault).
     pub last_stop: Option<String>,
     pub tick_budget: Duration,
+    /// The debug port and both cores' debug registers (a power-on resets them).
+    pub debug: DebugSide,
 }
 
 fn empty_flash() -> FlashModel {
     FlashModel::new(BANK2_OFFSETS.start..BANK2_OFFSETS.start)
+}
+
+/// Bank 1 with its program/erase counters at zero, so a core's changes can be told apart.
+fn counted_from_now(bank1: FlashModel) -> FlashModel {
+    FlashModel::with_contents(Bank::One.offsets(), bank1.contents().to_vec())
 }
 
 fn add_stats(a: &mut CpuStats, b: &CpuStats) {
@@ -127,7 +144,7 @@ impl EmulatedBoard {
         let mut board = Self {
             wiring,
             option_bytes,
-            program: vec![0xFF; BANK1_SIZE as usize],
+            bank1: FlashModel::new(Bank::One.offsets()),
             bank2: FlashModel::new(BANK2_OFFSETS),
             known,
             loaded: None,
@@ -142,6 +159,7 @@ impl EmulatedBoard {
             wall_us: 0,
             last_stop: None,
             tick_budget: TICK_BUDGET,
+            debug: DebugSide::new(HeldCoreDebug::default()),
         };
         if let Some(first) = board.known.first() {
             let segments = first.firmware.segments.clone();
@@ -189,8 +207,14 @@ impl EmulatedBoard {
                 self.latched = Some(bits);
             }
             self.bank2 = std::mem::replace(&mut core.soc_mut().bank2.flash, empty_flash());
+            self.bank1 = std::mem::replace(&mut core.soc_mut().bank1.flash, empty_flash());
             add_stats(&mut self.finished, &core.stats);
             self.wall_us += self.last_tick_us.saturating_sub(self.epoch_us);
+            self.state = State::Stopped;
+            if self.bank1.bytes_written + self.bank1.erases > 0 {
+                // A debugger's flash algorithm changed the program: which ELF is it now?
+                self.loaded = self.known_image_in_flash();
+            }
         }
         self.state = State::Stopped;
     }
@@ -210,30 +234,68 @@ impl EmulatedBoard {
         self.reset_pending = false;
         self.epoch_us = now_us;
         self.last_tick_us = now_us;
-        match self.power.boot_gate(self.option_bytes.optsr) {
+        let gate = self.power.boot_gate(self.option_bytes.optsr);
+        self.reset_cm4(gate == BootGate::HeldInReset);
+        self.debug.cm7.core_reset();
+        match gate {
             // NRST held, or BCM7 = 0: the core stays stopped.
             BootGate::HeldInReset | BootGate::Cm7Disabled => return,
             BootGate::Open => {}
         }
-        if self.program[4..8] == [0xFF; 4] {
-            self.state = State::Blank;
-            return;
-        }
-        let flash = std::mem::replace(&mut self.bank2, empty_flash());
-        let soc = Soc::new(self.reset_peripherals(), flash);
-        match Cpu::new(self.program.clone(), soc, self.symbols()) {
-            Ok(core) => {
+        let bank1 = std::mem::replace(&mut self.bank1, empty_flash());
+        let bank2 = std::mem::replace(&mut self.bank2, empty_flash());
+        let soc = Soc::new(self.reset_peripherals(), counted_from_now(bank1), bank2);
+        match Cpu::new(soc, self.symbols()) {
+            Ok(mut core) => {
+                core.debug.enabled = self.debug.cm7.debug_enabled();
+                // Reset catch (DEMCR.VC_CORERESET), or C_HALT still set: debug state at the
+                // reset vector, before the first instruction.
+                let halt = if self.debug.cm7.catches_reset() {
+                    Some(DFSR_VCATCH)
+                } else {
+                    self.debug.cm7.halt_requested().then_some(DFSR_HALTED)
+                };
+                if let Some(reason) = halt {
+                    core.debug_halt(reason);
+                    self.debug.cm7.core_halted(core.debug.take_reasons());
+                }
                 self.state = State::Running(Box::new(core));
-                // The chip's first moments: reset, clock and supply setup, the storage records.
-                // On the board they take microseconds, less than any probe needs to attach; the
-                // bench only ticks every millisecond.
-                self.run_core(BOOT_RUN_PS, Instant::now() + BOOT_BUDGET);
+                if halt.is_none() {
+                    // The chip's first moments: reset, clock and supply setup, the storage
+                    // records. On the board they take microseconds, less than any probe needs
+                    // to attach; the bench only ticks every millisecond.
+                    self.run_core(BOOT_RUN_PS, Instant::now() + BOOT_BUDGET);
+                }
             }
             Err((e, mut soc)) => {
+                self.bank1 = std::mem::replace(&mut soc.bank1.flash, empty_flash());
                 self.bank2 = std::mem::replace(&mut soc.bank2.flash, empty_flash());
                 self.fault(format!("cannot start the core: {e}"));
             }
         }
+    }
+
+    /// The Cortex-M4 leaves reset (or stays in it): BCM4 and its boot address decide.
+    fn reset_cm4(&mut self, nrst_held: bool) {
+        let boots = !nrst_held && self.option_bytes.optsr & OPTSR_BCM4 != 0;
+        let boot =
+            boot_address0((BOOT4_DEFAULT & 0xFFFF_0000) | (self.option_bytes.boot4 & 0xFFFF));
+        let mut words = [0u8; 8];
+        let vectors = match self.system_read(boot, &mut words) {
+            Ok(()) => [
+                u32::from_le_bytes([words[0], words[1], words[2], words[3]]),
+                u32::from_le_bytes([words[4], words[5], words[6], words[7]]),
+            ],
+            Err(_) => [u32::MAX; 2],
+        };
+        let d = &mut self.debug;
+        d.cm4.reset(boots, vectors, &mut d.cm4_debug);
+    }
+
+    /// A system reset (AIRCR.SYSRESETREQ of either core, or a probe's): as NRST pulsed.
+    pub(crate) fn system_reset(&mut self, now_us: u64) {
+        let action = self.power.reset();
+        self.act(action, now_us);
     }
 
     /// Runs the core to `target_ps` (virtual) within `deadline` (wall) and acts on how it
@@ -242,7 +304,12 @@ impl EmulatedBoard {
         let State::Running(core) = &mut self.state else {
             return;
         };
+        let before = core.instructions();
         let outcome = core.run_until(target_ps, deadline);
+        if core.instructions() != before {
+            self.debug.cm7.core_ran();
+        }
+        self.debug.cm7.core_halted(core.debug.take_reasons());
         if let Some(bits) = core.soc().periph.latched_supply_bits() {
             self.latched = Some(bits);
         }
@@ -270,6 +337,33 @@ impl EmulatedBoard {
         self.state = State::Faulted(reason);
     }
 
+    /// Bank 1 as it is now (the running core's flash controller holds it).
+    fn bank1(&self) -> &FlashModel {
+        match &self.state {
+            State::Running(core) => &core.soc().bank1.flash,
+            _ => &self.bank1,
+        }
+    }
+
+    fn bank1_mut(&mut self) -> &mut FlashModel {
+        match &mut self.state {
+            State::Running(core) => &mut core.soc_mut().bank1.flash,
+            _ => &mut self.bank1,
+        }
+    }
+
+    /// The known ELF whose segments bank 1 holds, if any.
+    fn known_image_in_flash(&self) -> Option<usize> {
+        let flash = self.bank1();
+        self.known.iter().position(|k| {
+            k.firmware.segments.iter().all(|s| {
+                flash
+                    .read_at(s.address.wrapping_sub(BANK1), s.data.len())
+                    .is_ok_and(|b| b == s.data.as_slice())
+            })
+        })
+    }
+
     fn flash(&self) -> &FlashModel {
         match &self.state {
             State::Running(core) => &core.soc().bank2.flash,
@@ -295,7 +389,10 @@ impl EmulatedBoard {
                 let elapsed = self.last_tick_us.saturating_sub(self.epoch_us);
                 wall_us += elapsed;
                 lag_ms = (elapsed as f64 * 1e6 - core.now_ps() as f64).max(0.0) / 1e9;
-                format!("running, at {}", core.describe())
+                match core.debug.lockup {
+                    Some(_) => format!("locked up, at {}", core.describe()),
+                    None => format!("running, at {}", core.describe()),
+                }
             }
             State::Stopped if !self.power.powered() => "off".into(),
             State::Stopped if self.power.locked_up() => {
@@ -306,7 +403,6 @@ impl EmulatedBoard {
                 "Cortex-M7 boot disabled (BCM7 = 0)".into()
             }
             State::Stopped => "stopped".into(),
-            State::Blank => "flash erased: nothing runs".into(),
             State::Faulted(reason) => format!("emulator stopped: {reason}"),
         };
         let busy = total.busy.as_secs_f64();
@@ -348,6 +444,7 @@ impl EmulatedBoard {
 impl SimulatedTarget for EmulatedBoard {
     fn power_on(&mut self, now_us: u64) {
         self.latched = None;
+        self.debug = DebugSide::new(self.debug.held_core);
         self.power_cut = false;
         let action = self.power.power_on();
         self.act(action, now_us);
@@ -417,40 +514,30 @@ impl SimulatedTarget for EmulatedBoard {
         if !self.debug_accessible(core) {
             return Err(DebugAccessError::NoResponse);
         }
-        let len = buf.len() as u32;
-        let end = address.saturating_add(len);
-        let within = |base: u32, size: u32| address >= base && end <= base + size;
-        // The flash answers whatever the core does.
-        if within(BANK1, BANK1_SIZE) {
-            let off = (address - BANK1) as usize;
-            buf.copy_from_slice(&self.program[off..off + buf.len()]);
-            return Ok(());
-        }
-        if within(BANK2, BANK2_SIZE) {
-            let bytes = self
-                .flash()
-                .read_at(address - BANK1, buf.len())
-                .map_err(|_| DebugAccessError::Unmapped(address))?;
-            buf.copy_from_slice(bytes);
-            return Ok(());
-        }
-        match &self.state {
-            State::Running(c) => c
-                .debug_read(address, buf)
-                .map_err(DebugAccessError::Unmapped),
-            State::Faulted(reason) => Err(DebugAccessError::Emulator(reason.clone())),
-            _ => {
-                for (i, chunk) in buf.chunks_mut(4).enumerate() {
-                    let word = self.idle_register((address & !3) + 4 * i as u32)?;
-                    let bytes = word.to_le_bytes();
-                    let skip = if i == 0 { (address & 3) as usize } else { 0 };
-                    for (k, b) in chunk.iter_mut().enumerate() {
-                        *b = bytes.get(skip + k).copied().unwrap_or(0);
-                    }
-                }
-                Ok(())
-            }
-        }
+        self.system_read(address, buf)
+    }
+
+    fn has_debug_port(&self) -> bool {
+        true
+    }
+
+    fn swd_line_reset(&mut self) {
+        self.debug.dp.line_reset();
+    }
+
+    fn dap_read(&mut self, port: DapPort, addr: u8, now_us: u64) -> Result<u32, DapAck> {
+        self.dap_transfer(port, addr, None, now_us)
+    }
+
+    fn dap_write(
+        &mut self,
+        port: DapPort,
+        addr: u8,
+        value: u32,
+        now_us: u64,
+    ) -> Result<(), DapAck> {
+        self.dap_transfer(port, addr, Some(value), now_us)
+            .map(|_| ())
     }
 
     fn identity(&self) -> FirmwareIdentity {
@@ -484,7 +571,7 @@ impl SimulatedTarget for EmulatedBoard {
                     .into(),
             ),
             FirmwareImage::Blank => {
-                self.program.fill(0xFF);
+                *self.bank1_mut() = FlashModel::new(Bank::One.offsets());
                 self.loaded = None;
                 Ok(())
             }
@@ -498,7 +585,7 @@ impl SimulatedTarget for EmulatedBoard {
     }
 
     fn mass_erase(&mut self) {
-        self.program.fill(0xFF);
+        *self.bank1_mut() = FlashModel::new(Bank::One.offsets());
         self.loaded = None;
         *self.flash_mut() = FlashModel::new(BANK2_OFFSETS);
     }
@@ -515,11 +602,12 @@ impl SimulatedTarget for EmulatedBoard {
             }
         }
         // A download erases the sectors it programs; the image replaces bank 1.
-        self.program.fill(0xFF);
+        let mut program = vec![0xFF; BANK1_SIZE as usize];
         for s in segments {
             let off = (s.address - BANK1) as usize;
-            self.program[off..off + s.data.len()].copy_from_slice(&s.data);
+            program[off..off + s.data.len()].copy_from_slice(&s.data);
         }
+        *self.bank1_mut() = FlashModel::with_contents(Bank::One.offsets(), program);
         self.loaded = self
             .known
             .iter()
@@ -541,6 +629,48 @@ impl SimulatedTarget for EmulatedBoard {
 }
 
 impl EmulatedBoard {
+    /// Reads memory as the system bus shows it to a debugger (the flash whatever the core
+    /// does; RAM and registers of the running core; reset values while it is stopped).
+    fn system_read(&self, address: u32, buf: &mut [u8]) -> Result<(), DebugAccessError> {
+        let len = buf.len() as u32;
+        let end = address.saturating_add(len);
+        let within = |base: u32, size: u32| address >= base && end <= base + size;
+        // The flash answers whatever the core does.
+        if within(BANK1, BANK1_SIZE) {
+            let bytes = self
+                .bank1()
+                .read_at(address - BANK1, buf.len())
+                .map_err(|_| DebugAccessError::Unmapped(address))?;
+            buf.copy_from_slice(bytes);
+            return Ok(());
+        }
+        if within(BANK2, BANK2_SIZE) {
+            let bytes = self
+                .flash()
+                .read_at(address - BANK1, buf.len())
+                .map_err(|_| DebugAccessError::Unmapped(address))?;
+            buf.copy_from_slice(bytes);
+            return Ok(());
+        }
+        match &self.state {
+            State::Running(c) => c
+                .debug_read(address, buf)
+                .map_err(DebugAccessError::Unmapped),
+            State::Faulted(reason) => Err(DebugAccessError::Emulator(reason.clone())),
+            _ => {
+                for (i, chunk) in buf.chunks_mut(4).enumerate() {
+                    let word = self.idle_register((address & !3) + 4 * i as u32)?;
+                    let bytes = word.to_le_bytes();
+                    let skip = if i == 0 { (address & 3) as usize } else { 0 };
+                    for (k, b) in chunk.iter_mut().enumerate() {
+                        *b = bytes.get(skip + k).copied().unwrap_or(0);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// The running core (tests and diagnostics).
     pub fn core(&self) -> Option<&Cpu> {
         match &self.state {

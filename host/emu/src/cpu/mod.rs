@@ -25,11 +25,15 @@
 //!   (the firmware's handler then loops); accesses outside every memory end the run with a
 //!   diagnosis instead.
 
+mod debug_state;
+
 use std::time::{Duration, Instant};
 
 use unicorn_engine::{
     uc_error, Arch, ArmCpuModel, HookType, MemType, Mode, Prot, RegisterARM, Unicorn,
 };
+
+pub use debug_state::{DebugEffect, DebugState};
 
 use super::{
     devices::PS_PER_S,
@@ -45,6 +49,8 @@ use super::{
 pub use stm32h755::flash::{BANK1, BANK1_SIZE};
 /// Instructions per engine run at most, so the wall-clock budget is checked regularly.
 const SLICE_INSTRUCTIONS: u64 = 2_000_000;
+/// Where a locked-up core's PC points (ARMv7-M: 0xEFFFFFFE).
+const LOCKUP_PC: u32 = 0xEFFF_FFFE;
 /// EXC_RETURN values are fetched from here (the magic range 0xFFFFFF00..).
 const EXC_RETURN_MIN: u64 = 0xFFFF_FF00;
 /// QEMU's exception number for an exception return seen by its translator.
@@ -119,6 +125,10 @@ enum Halt {
     LockUp,
     PowerCut,
     ResetRequested,
+    /// A read found a flash bank busy until `until`: the loop polling it can sleep until then.
+    PollWait {
+        until: u64,
+    },
 }
 
 /// An exception being handled.
@@ -266,13 +276,21 @@ pub struct Cpu {
     stalled_runs: u32,
     /// Exceptions taken, by exception number.
     pub exception_counts: std::collections::BTreeMap<u32, u64>,
+    /// Halted in debug state, locked up, what a debugger enabled.
+    pub debug: DebugState,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Sleep {
     Wfe,
     Wfi,
-    Spin { pc: u32 },
+    Spin {
+        pc: u32,
+    },
+    /// Polling a busy flash bank: wakes when the operation ends (or an interrupt is taken).
+    Poll {
+        until: u64,
+    },
 }
 
 fn uc_err(what: &'static str) -> impl Fn(uc_error) -> EmuError {
@@ -314,17 +332,21 @@ impl Cpu {
     /// A core leaving reset with `program` (bank 1, 1 MiB) in flash and `soc` as its
     /// peripherals. Fails when the engine cannot be set up or there is no vector table; the
     /// peripherals (with the non-volatile flash) are handed back then.
-    pub fn new(program: Vec<u8>, soc: Soc, symbols: Symbols) -> Result<Self, (EmuError, Box<Soc>)> {
+    pub fn new(soc: Soc, symbols: Symbols) -> Result<Self, (EmuError, Box<Soc>)> {
         let vtor = soc.nvic.vtor;
         let cpu_hz = soc.clocks.cpu_hz;
+        let program = soc.bank1.flash.contents().to_vec();
         // The engine is set up around a stand-in; the real peripherals move in at the end.
         let stand_in = Soc::new(
             super::peripherals::Peripherals::new(soc.periph.wiring()),
             rig_sim::flash::FlashModel::new(0..0),
+            rig_sim::flash::FlashModel::new(0..0),
         );
         match Self::engine(program, stand_in, vtor, cpu_hz) {
-            Ok((mut uc, pc)) => {
+            Ok((mut uc, boot)) => {
                 uc.get_data_mut().soc = soc;
+                // An erased vector table: the core locks up at once, as the chip does.
+                let pc = *boot.as_ref().unwrap_or(&LOCKUP_PC);
                 Ok(Self {
                     engine: Engine(uc),
                     symbols,
@@ -334,6 +356,10 @@ impl Cpu {
                     faults: Vec::new(),
                     stalled_runs: 0,
                     exception_counts: Default::default(),
+                    debug: DebugState {
+                        lockup: boot.err(),
+                        ..DebugState::default()
+                    },
                 })
             }
             Err(e) => Err((e, Box::new(soc))),
@@ -345,7 +371,7 @@ impl Cpu {
         soc: Soc,
         vtor: u32,
         cpu_hz: u64,
-    ) -> Result<(Unicorn<'static, Data>, u32), EmuError> {
+    ) -> Result<(Unicorn<'static, Data>, Result<u32, String>), EmuError> {
         let hints = hint_instructions(&program);
         let data = Data {
             soc,
@@ -399,6 +425,9 @@ impl Cpu {
                         let addr = base.wrapping_add(offset as u32);
                         let (now, site) = (d.now(), d.site());
                         let v = d.soc.read(addr, size, now, site);
+                        if let Some(until) = d.soc.take_poll_wait() {
+                            d.halt(Halt::PollWait { until });
+                        }
                         d.arm();
                         u64::from(v)
                     },
@@ -466,8 +495,21 @@ impl Cpu {
                 | HookType::MEM_FETCH_PROT,
             1,
             0,
-            |uc, kind, address, _size, _value| {
+            |uc, kind, address, size, value| {
                 let d = uc.get_data_mut();
+                if kind == MemType::WRITE_PROT
+                    && (BANK1..BANK1 + BANK1_SIZE).contains(&(address as u32))
+                {
+                    // A store into bank 1 goes to the flash controller (a program step with
+                    // PG set, else PGSERR). Unicorn still writes its copy of the page; the run
+                    // loop puts the flash's contents back over it.
+                    let now = d.now();
+                    let effect = d.soc.bank1_write(address as u32, size, value as u32, now);
+                    if effect.power_cut {
+                        d.halt = Some(Halt::PowerCut);
+                    }
+                    return true;
+                }
                 let fetch = matches!(kind, MemType::FETCH_UNMAPPED | MemType::FETCH_PROT);
                 if fetch && address >= EXC_RETURN_MIN && address <= u64::from(u32::MAX) {
                     d.halt(Halt::ExceptionReturn {
@@ -522,14 +564,16 @@ impl Cpu {
         let sp = u32::from_le_bytes([v[0], v[1], v[2], v[3]]);
         let reset = u32::from_le_bytes([v[4], v[5], v[6], v[7]]);
         if reset == u32::MAX || reset & 1 == 0 {
-            return Err(EmuError::Unicorn {
-                what: "boot",
-                error: format!("no vector table at {vtor:#010x} (reset vector {reset:#010x})"),
-            });
+            return Ok((
+                uc,
+                Err(format!(
+                    "no vector table at {vtor:#010x} (reset vector {reset:#010x}): locked up"
+                )),
+            ));
         }
         uc.reg_write(RegisterARM::SP, u64::from(sp))
             .map_err(uc_err("set the initial stack pointer"))?;
-        Ok((uc, reset & !1))
+        Ok((uc, Ok(reset & !1)))
     }
 
     fn uc(&self) -> &Unicorn<'static, Data> {
@@ -560,10 +604,17 @@ impl Cpu {
     /// Where the core is: "0x08001234 in some::function (sleeping in WFE)".
     pub fn describe(&self) -> String {
         let at = self.symbols.describe(self.pc);
+        if let Some(why) = &self.debug.lockup {
+            return format!("{at}: {why}");
+        }
+        if self.debug.halted {
+            return format!("{at} (halted by the debugger)");
+        }
         match self.sleep {
             Some(Sleep::Wfe) => format!("{at} (sleeping in WFE)"),
             Some(Sleep::Wfi) => format!("{at} (sleeping in WFI)"),
             Some(Sleep::Spin { .. }) => format!("{at} (endless `b .` loop)"),
+            Some(Sleep::Poll { .. }) => format!("{at} (polling a busy flash bank)"),
             None => at,
         }
     }
@@ -611,6 +662,29 @@ impl Cpu {
         loop {
             let now = self.now_ps();
             self.soc_mut().sync(now);
+            if let Err(e) = self.refresh_bank1() {
+                return SliceEnd::Fault(e);
+            }
+            if matches!(self.sleep, Some(Sleep::Poll { until }) if now >= until) {
+                self.sleep = None;
+            }
+            if self.debug.halted || self.debug.lockup.is_some() {
+                // No instructions run; the devices' time goes on (DBGMCU freeze bits aside).
+                if now >= target_ps {
+                    return SliceEnd::Reached;
+                }
+                if Instant::now() >= wall_deadline {
+                    return SliceEnd::OutOfBudget;
+                }
+                let next = self
+                    .soc()
+                    .next_event(now)
+                    .map_or(target_ps, |t| t.min(target_ps));
+                let d = self.uc_mut().get_data_mut();
+                let instr = d.instr;
+                d.clock.jump(instr, next);
+                continue;
+            }
             if let Err(e) = self.take_interrupts() {
                 return SliceEnd::Fault(e);
             }
@@ -671,6 +745,7 @@ impl Cpu {
                     self.pc = pc;
                     self.sleep = Some(Sleep::Spin { pc });
                 }
+                (Some(Halt::PollWait { until }), _) => self.sleep = Some(Sleep::Poll { until }),
                 (Some(Halt::ExceptionReturn { value }), _) => {
                     if let Err(e) = self.exception_return(value) {
                         return SliceEnd::Fault(e);
@@ -710,6 +785,24 @@ impl Cpu {
                 }
             }
         }
+    }
+
+    /// Puts what the flash controller changed in bank 1 into the engine's copy of it.
+    fn refresh_bank1(&mut self) -> Result<(), String> {
+        let changed = self.soc_mut().bank1.take_changed();
+        for r in changed {
+            let bytes = self
+                .soc()
+                .bank1
+                .flash
+                .read_at(r.start - BANK1, (r.end - r.start) as usize)
+                .map(<[u8]>::to_vec)
+                .map_err(|e| format!("bank 1 at {:#010x}: {e:?}", r.start))?;
+            self.uc_mut()
+                .mem_write(u64::from(r.start), &bytes)
+                .map_err(|e| format!("bank 1 copy at {:#010x}: {e:?}", r.start))?;
+        }
+        Ok(())
     }
 
     /// Whether a sleeping core wakes up now (an interrupt was taken, or SEVONPEND).
@@ -753,6 +846,13 @@ impl Cpu {
             1 => "undefined instruction",
             3 => "prefetch abort",
             4 => "data abort",
+            7 if self.debug.enabled => {
+                // With C_DEBUGEN a BKPT enters debug state at the instruction.
+                self.pc = pc;
+                self.debug.halt(stm32h755::debug::armv7m::DFSR_BKPT);
+                self.sleep = None;
+                return Ok(());
+            }
             7 => "BKPT",
             17 => "NOCP usage fault (FPU disabled)",
             18 => "INVSTATE usage fault",
