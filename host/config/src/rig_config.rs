@@ -546,15 +546,25 @@ fn probe_key_span(file: &SourceFile, key: &str) -> Option<std::ops::Range<usize>
 }
 
 /// `[probe]` checks: which backend goes with which board, and the probe-rs settings.
-fn check_probe(file: &SourceFile, probe: &ProbeConfig, simulated: bool) -> Result<(), FileError> {
+fn check_probe(
+    file: &SourceFile,
+    probe: &ProbeConfig,
+    simulated: bool,
+    firmware: FirmwareKind,
+) -> Result<(), FileError> {
     let err = |key: &str, msg: &str| Err(file.error_at(probe_key_span(file, key), msg));
     match (probe.backend, simulated) {
         (ProbeBackend::Simulated, true) | (ProbeBackend::ProbeRs | ProbeBackend::None, false) => {}
+        // probe-rs on the emulated board's debug port.
+        (ProbeBackend::ProbeRs, true) if firmware == FirmwareKind::Elf => {}
+        (ProbeBackend::ProbeRs, true) => {
+            return err("backend", "probe.backend = \"probe-rs\" on the simulated bench needs the emulated board's debug port: firmware.kind = \"elf\" (the logic board has none); else use probe.backend = \"simulated\"");
+        }
         (ProbeBackend::Simulated, false) => {
             return err("backend", "probe.backend = \"simulated\" goes only with board.backend = \"simulated\"; a hardware bench uses \"probe-rs\" (or \"none\")");
         }
         (_, true) => {
-            return err("backend", "board.backend = \"simulated\" needs probe.backend = \"simulated\": the simulated board has no USB debug probe");
+            return err("backend", "board.backend = \"simulated\" needs probe.backend = \"simulated\" (or \"probe-rs\" with firmware.kind = \"elf\"): the simulated board has no USB debug probe");
         }
     }
     if probe.backend == ProbeBackend::ProbeRs {
@@ -717,7 +727,7 @@ impl RigConfig {
                 "pulse_meter.max_jitter_us must be a number of microseconds >= 0",
             ));
         }
-        check_probe(&file, &raw.probe, simulated)?;
+        check_probe(&file, &raw.probe, simulated, raw.firmware.kind)?;
         Ok(Self {
             path: path.display().to_string(),
             name: raw.name,

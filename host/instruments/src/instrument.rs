@@ -80,6 +80,10 @@ pub enum ProbeError {
         address: u32,
         reason: String,
     },
+    /// The probe itself is gone (left USB: unplugged, or powered with the board that was just
+    /// switched off, as a NUCLEO's ST-LINK is).
+    #[error("probe {probe}: no longer reachable ({reason})")]
+    Gone { probe: String, reason: String },
     #[error("probe {probe}: {reason}")]
     Other { probe: String, reason: String },
 }
@@ -103,6 +107,11 @@ pub trait DebugProbe: Send {
     fn flash_elf(&mut self, elf: &std::path::Path) -> Result<(), ProbeError>;
     fn detach(&mut self);
     fn describe(&self) -> String;
+    /// The target supply the probe measures on its VTref pin, in volts; `Ok(None)` when this
+    /// probe cannot measure it. Ends an attached session first.
+    fn target_voltage(&mut self) -> Result<Option<f32>, ProbeError> {
+        Ok(None)
+    }
 }
 
 /// The firmware's status lines.

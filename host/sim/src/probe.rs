@@ -191,4 +191,13 @@ impl DebugProbe for SimulatedProbe {
     fn describe(&self) -> String {
         self.name()
     }
+
+    fn target_voltage(&mut self) -> Result<Option<f32>, ProbeError> {
+        // A probe on its own supply, measuring the board's VDD.
+        Ok(Some(if self.shared.board().powered {
+            3.3
+        } else {
+            0.0
+        }))
+    }
 }

@@ -26,6 +26,35 @@ pub enum RigError {
 }
 
 /// Everything a scenario can touch.
+/// Below this target voltage the board is dark (the STM32H7 needs 1.62 V to run).
+pub const DARK_BELOW_V: f32 = 0.8;
+
+/// What showed that the board lost power after an off command.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DarkEvidence {
+    /// The probe measured the target supply (VTref) below [`DARK_BELOW_V`].
+    TargetVoltage { volts: f32 },
+    /// The probe itself went away: it is powered with the board (a NUCLEO's ST-LINK).
+    ProbeGone { reason: String },
+    /// No attach succeeded: the probe cannot measure VTref, so this is all it can say (a
+    /// board that answers nothing is not proven unpowered).
+    NoAttach,
+    /// The rig has no probe: nothing was confirmed.
+    NoProbe,
+}
+
+impl DarkEvidence {
+    /// The measurement that records the time to this evidence: its name says what was seen.
+    pub fn measurement(&self) -> &'static str {
+        match self {
+            Self::TargetVoltage { .. } => "off_command_to_target_below_0v8",
+            Self::ProbeGone { .. } => "off_command_to_probe_gone",
+            Self::NoAttach => "off_command_to_no_attach",
+            Self::NoProbe => "off_command_unconfirmed",
+        }
+    }
+}
+
 pub struct Rig {
     pub config: RigConfig,
     pub ecu: Ecu,
@@ -76,25 +105,45 @@ impl Rig {
         }
     }
 
-    /// Switches the supply off and, when there is a probe, waits until the board stops
-    /// answering it (a relay's command latency is not a power cut). Returns how long that took.
-    pub fn power_off_confirmed(&mut self) -> Result<Duration, RigError> {
+    /// Switches the supply off and, when there is a probe, waits until the board has lost
+    /// power (a relay's command latency is not a power cut). Returns how long that took and
+    /// what showed it.
+    pub fn power_off_confirmed(&mut self) -> Result<(Duration, DarkEvidence), RigError> {
         const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
         self.power.set_power(false)?;
         let sent = Instant::now();
         let Some(probe) = self.probe.as_mut() else {
-            return Ok(Duration::ZERO);
+            return Ok((Duration::ZERO, DarkEvidence::NoProbe));
         };
+        let mut last_volts = None;
         loop {
-            let answers =
-                probe.attach(CoreSelect::Cm7).is_ok() || probe.attach(CoreSelect::Cm4).is_ok();
-            probe.detach();
-            if !answers {
-                return Ok(sent.elapsed());
+            let evidence = match probe.target_voltage() {
+                Ok(Some(v)) if v < DARK_BELOW_V => Some(DarkEvidence::TargetVoltage { volts: v }),
+                Ok(Some(v)) => {
+                    last_volts = Some(v);
+                    None
+                }
+                // A probe that cannot measure VTref: only "nothing answers" is left.
+                Ok(None) => {
+                    let answers = probe.attach(CoreSelect::Cm7).is_ok()
+                        || probe.attach(CoreSelect::Cm4).is_ok();
+                    probe.detach();
+                    (!answers).then_some(DarkEvidence::NoAttach)
+                }
+                Err(ProbeError::Gone { reason, .. }) => Some(DarkEvidence::ProbeGone { reason }),
+                Err(e) => return Err(RigError::Setup(format!(
+                    "after the off command the probe cannot tell whether the board lost power: {e}"
+                ))),
+            };
+            if let Some(e) = evidence {
+                return Ok((sent.elapsed(), e));
             }
             if sent.elapsed() > CONFIRM_TIMEOUT {
+                let seen = last_volts
+                    .map(|v| format!("the probe still measures {v:.2} V on the target"))
+                    .unwrap_or_else(|| "the board still answers the probe".into());
                 return Err(RigError::Setup(format!(
-                    "{}: the board still answers the probe {CONFIRM_TIMEOUT:?} after the off command: the switch does not cut the supply (check its wiring, channel and that the board is not also powered from the ST-LINK USB)",
+                    "{}: {seen} {CONFIRM_TIMEOUT:?} after the off command: the switch does not cut the supply (check its wiring, channel and that the board is not also powered from the ST-LINK USB)",
                     self.power.describe()
                 )));
             }

@@ -28,7 +28,7 @@ use std::{
 };
 
 use stm32h755::{
-    debug::armv7m::{DFSR_HALTED, DFSR_VCATCH},
+    debug::armv7m::DFSR_VCATCH,
     flash::{boot_address0, OPTSR_BCM4},
     supply::SupplyConfig,
 };
@@ -248,13 +248,9 @@ impl EmulatedBoard {
         match Cpu::new(soc, self.symbols()) {
             Ok(mut core) => {
                 core.debug.enabled = self.debug.cm7.debug_enabled();
-                // Reset catch (DEMCR.VC_CORERESET), or C_HALT still set: debug state at the
-                // reset vector, before the first instruction.
-                let halt = if self.debug.cm7.catches_reset() {
-                    Some(DFSR_VCATCH)
-                } else {
-                    self.debug.cm7.halt_requested().then_some(DFSR_HALTED)
-                };
+                // Reset catch (DEMCR.VC_CORERESET): debug state at the reset vector, before the
+                // first instruction.
+                let halt = self.debug.cm7.catches_reset().then_some(DFSR_VCATCH);
                 if let Some(reason) = halt {
                     core.debug_halt(reason);
                     self.debug.cm7.core_halted(core.debug.take_reasons());

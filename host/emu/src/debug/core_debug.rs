@@ -101,19 +101,17 @@ impl CoreDebug {
         self.control & (C_DEBUGEN | C_MASKINTS) == C_DEBUGEN | C_MASKINTS
     }
 
-    /// C_HALT with C_DEBUGEN: a core leaving reset enters debug state at once.
-    pub fn halt_requested(&self) -> bool {
-        self.control & (C_DEBUGEN | C_HALT) == C_DEBUGEN | C_HALT
-    }
-
     /// DEMCR.VC_CORERESET with debug enabled: the core halts at its reset vector.
     pub fn catches_reset(&self) -> bool {
         self.debug_enabled() && self.demcr & stm32h755::debug::armv7m::VC_CORERESET != 0
     }
 
-    /// The core left reset (S_RESET_ST until the next DHCSR read).
+    /// The core left reset (S_RESET_ST until the next DHCSR read). A reset ends a halt
+    /// request (a debugger's reset runs the core unless the reset is caught); C_DEBUGEN and
+    /// the rest of the debug logic stay.
     pub fn core_reset(&mut self) {
         self.reset_seen = true;
+        self.control &= !(C_HALT | C_STEP);
     }
 
     /// The core executed instructions (S_RETIRE_ST).

@@ -16,6 +16,7 @@ use rig_instruments::{
 use rig_sim::{
     logic_board::{LogicFirmware, OptionBytes},
     probe::SimulatedProbe,
+    swd_probe::{SwdCounters, SwdProbe, SWD_PROBE_NAME},
     target::FirmwareImage,
     BenchControl, SimulatedBench, SimulatedBenchConfig,
 };
@@ -149,29 +150,81 @@ fn bring_up(rig: &mut Rig, shared: Option<&BenchShared>) -> Result<(), RigError>
         load_logic_firmware(&rig.config, shared)?;
     }
     if rig.config.firmware_kind == FirmwareKind::Elf {
-        let shared = shared.ok_or_else(|| {
-            RigError::Setup("firmware.kind = \"elf\" needs the simulated bench".into())
+        if shared.is_none() {
+            return Err(RigError::Setup(
+                "firmware.kind = \"elf\" needs the simulated bench".into(),
+            ));
+        }
+        let config = rig.config.clone();
+        let probe = rig.probe.as_deref_mut().ok_or_else(|| {
+            RigError::Setup(format!(
+                "{}: firmware.kind = \"elf\" is downloaded through the debug probe: set probe.backend",
+                config.path
+            ))
         })?;
-        load_elf_firmware(&rig.config, shared)?;
+        load_elf_firmware(&config, probe)?;
     }
     Ok(())
 }
 
-/// The debug probe a rig config names: the simulated bench's in-process probe, or a real one
-/// through probe-rs, looked up on USB now and, if it is not there yet (a probe powered by the
-/// bench's power switch), again at its first attach.
+/// The debug probe a rig config names: on a simulated bench see [`bench_probe`]; on hardware a
+/// real one through probe-rs, looked up on USB now and, if it is not there yet (a probe powered
+/// by the bench's power switch), again at its first attach.
 pub fn open_probe(
     config: &RigConfig,
     bench: Option<&SimulatedBench>,
 ) -> Result<Option<Box<dyn DebugProbe>>, RigError> {
-    Ok(match (config.probe.backend, bench) {
-        (ProbeBackend::Simulated, Some(b)) => Some(Box::new(SimulatedProbe::new(b.shared.clone()))),
-        (ProbeBackend::ProbeRs, _) => Some(Box::new(
+    if let Some(b) = bench {
+        return bench_probe(config, b);
+    }
+    Ok(match config.probe.backend {
+        ProbeBackend::ProbeRs => Some(Box::new(
             drivers::probe_rs::ProbeRsProbe::open_or_defer(&config.probe)
                 .map_err(ProbeError::from)?,
         )),
-        (ProbeBackend::Simulated, None) | (ProbeBackend::None, _) => None,
+        ProbeBackend::Simulated | ProbeBackend::None => None,
     })
+}
+
+/// The debug probe of a simulated bench: the in-process probe (`probe.backend = "simulated"`),
+/// or (`"probe-rs"`) the bench's real probe-rs driver, [`ProbeRsProbe`], on an in-process SWD
+/// probe wired to the emulated board's debug port: the code a bench runs, against emulated
+/// silicon.
+///
+/// [`ProbeRsProbe`]: drivers::probe_rs::ProbeRsProbe
+pub fn bench_probe(
+    config: &RigConfig,
+    bench: &SimulatedBench,
+) -> Result<Option<Box<dyn DebugProbe>>, RigError> {
+    Ok(match config.probe.backend {
+        ProbeBackend::Simulated => Some(Box::new(SimulatedProbe::new(bench.shared.clone()))),
+        ProbeBackend::ProbeRs => Some(Box::new(probe_rs_on_bench(config, bench)?)),
+        ProbeBackend::None => None,
+    })
+}
+
+/// probe-rs on the simulated bench: only the emulated board has a debug port it can speak to.
+fn probe_rs_on_bench(
+    config: &RigConfig,
+    bench: &SimulatedBench,
+) -> Result<drivers::probe_rs::ProbeRsProbe, RigError> {
+    if !bench.shared.board().target.has_debug_port() {
+        return Err(RigError::Setup(format!(
+            "{}: probe.backend = \"probe-rs\" on the simulated bench needs the emulated board's \
+             debug port: set firmware.kind = \"elf\" (and build the rig with --features \
+             emulator), or use probe.backend = \"simulated\"",
+            config.path
+        )));
+    }
+    let shared = bench.shared.clone();
+    let counters = std::sync::Arc::new(SwdCounters::default());
+    let open: drivers::probe_rs::ProbeOpener =
+        std::sync::Arc::new(move || Ok(SwdProbe::probe(shared.clone(), counters.clone())));
+    Ok(drivers::probe_rs::ProbeRsProbe::in_process(
+        &config.probe,
+        SWD_PROBE_NAME,
+        open,
+    ))
 }
 
 /// What the simulated bench simulates for a rig config (`board.backend = "simulated"`).
@@ -258,16 +311,16 @@ fn emulated_target(
 }
 
 /// Downloads the board ELF under test (`firmware.kind = "elf"`) into the powered emulated board
-/// through the in-process probe, with verify, then resets it: a reset, not a power cycle.
-pub fn load_elf_firmware(config: &RigConfig, shared: &BenchShared) -> Result<(), RigError> {
+/// through the bench's probe (the in-process one, or probe-rs on the emulated debug port), with
+/// verify, then resets it: a reset, not a power cycle.
+pub fn load_elf_firmware(config: &RigConfig, probe: &mut dyn DebugProbe) -> Result<(), RigError> {
     let Some(elf) = config.firmware_elf.as_deref() else {
         return Err(RigError::Setup(
             "firmware.kind = \"elf\" needs firmware.elf".into(),
         ));
     };
-    let mut probe = SimulatedProbe::new(shared.clone());
     let timeout = Duration::from_millis(config.probe.attach_timeout_ms);
-    if attach_with_retry(&mut probe, CoreSelect::Cm7, timeout).is_err()
+    if attach_with_retry(probe, CoreSelect::Cm7, timeout).is_err()
         && probe.attach(CoreSelect::Cm4).is_err()
     {
         let ctx = diagnosis::Context {
@@ -275,7 +328,7 @@ pub fn load_elf_firmware(config: &RigConfig, shared: &BenchShared) -> Result<(),
             rig_path: config.path.clone(),
             firmware_supply: None, // whatever was in flash before the download
         };
-        let diagnosis = ctx.no_cm7(&mut probe);
+        let diagnosis = ctx.no_cm7(probe);
         return Err(RigError::Setup(format!(
             "bring-up: the board does not answer the probe, so the ELF under test cannot be downloaded. {diagnosis}"
         )));

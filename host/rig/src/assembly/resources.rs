@@ -3,7 +3,8 @@
 
 use bench_config::{BoardBackend, ProbeBackend, RigConfig};
 use rig_instruments::DebugProbe;
-use rig_sim::{probe::SimulatedProbe, SimulatedBench};
+use rig_sim::SimulatedBench;
+use rig_verify::rig::RigError;
 
 /// The serial devices of a bench's instruments.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -47,12 +48,18 @@ pub struct BenchResources {
 
 impl BenchResources {
     /// For `doctor` and `flash`: a simulated bench starts as the board model running the logic,
-    /// whatever `firmware.kind` says (they check instruments and the command path, not firmware).
-    pub fn start(config: &RigConfig) -> std::io::Result<Self> {
+    /// whatever `firmware.kind` says (they check instruments and the command path, not
+    /// firmware), except with `probe.backend = "probe-rs"`: probe-rs needs the emulated board's
+    /// debug port, so the bench starts as the rig config says.
+    pub fn start(config: &RigConfig) -> Result<Self, RigError> {
         match config.backend {
-            BoardBackend::Simulated => Ok(Self::simulated(SimulatedBench::start(
-                super::simulated_bench_config(config),
-            )?)),
+            BoardBackend::Simulated if config.probe.backend == ProbeBackend::ProbeRs => {
+                Ok(Self::simulated(super::start_simulated_bench(config)?))
+            }
+            BoardBackend::Simulated => Ok(Self::simulated(
+                SimulatedBench::start(super::simulated_bench_config(config))
+                    .map_err(RigError::Simulation)?,
+            )),
             BoardBackend::Hardware => Ok(Self::hardware(config)),
         }
     }
@@ -75,14 +82,14 @@ impl BenchResources {
         self.simulated.is_some()
     }
 
-    /// The simulated bench's in-process debug probe (`probe.backend = "simulated"`).
-    pub fn simulated_probe(&self, config: &RigConfig) -> Option<Box<dyn DebugProbe>> {
-        match (config.probe.backend, &self.simulated) {
-            (ProbeBackend::Simulated, Some(b)) => {
-                Some(Box::new(SimulatedProbe::new(b.shared.clone())))
-            }
-            _ => None,
-        }
+    /// The simulated bench's debug probe ([`super::bench_probe`]); `None` on hardware.
+    pub fn bench_probe(
+        &self,
+        config: &RigConfig,
+    ) -> Option<Result<Option<Box<dyn DebugProbe>>, RigError>> {
+        self.simulated
+            .as_ref()
+            .map(|b| super::bench_probe(config, b))
     }
 
     pub(crate) fn into_bench(self) -> Option<SimulatedBench> {

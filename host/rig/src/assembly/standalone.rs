@@ -85,7 +85,15 @@ pub fn start(path: &Path) -> Result<SimSession, SimCommandError> {
         super::load_logic_firmware(&config, &bench.shared)?;
     }
     if config.firmware_kind == FirmwareKind::Elf {
-        super::load_elf_firmware(&config, &bench.shared)?;
+        let mut probe = super::bench_probe(&config, &bench)
+            .map_err(SimCommandError::Firmware)?
+            .ok_or_else(|| {
+                SimCommandError::Firmware(RigError::Setup(format!(
+                    "{}: firmware.kind = \"elf\" is downloaded through the debug probe: set probe.backend",
+                    config.path
+                )))
+            })?;
+        super::load_elf_firmware(&config, probe.as_mut())?;
     }
     let ports = BenchPorts::of(&bench);
     Ok(SimSession {

@@ -299,40 +299,44 @@ pub fn judge_option_bytes(optsr: u32, bcm7: bool, bcm4: bool) -> (bool, String) 
 
 fn check_probe(config: &RigConfig, resources: &BenchResources) -> Row {
     let mut notice = None;
-    let mut probe: Box<dyn DebugProbe> =
-        match (config.probe.backend, resources.simulated_probe(config)) {
-            (ProbeBackend::None, _) => {
-                return Row {
-                    instrument: "probe",
-                    device: "(none)".into(),
-                    status: Status::Skipped,
-                    detail: "probe.backend = \"none\": no probe on this bench".into(),
-                }
+    let mut probe: Box<dyn DebugProbe> = match (config.probe.backend, resources.bench_probe(config))
+    {
+        (ProbeBackend::None, _) => {
+            return Row {
+                instrument: "probe",
+                device: "(none)".into(),
+                status: Status::Skipped,
+                detail: "probe.backend = \"none\": no probe on this bench".into(),
             }
-            (ProbeBackend::Simulated, Some(p)) => p,
-            (ProbeBackend::Simulated, None) => {
-                return Row::fail(
-                    "probe",
-                    "simulated",
-                    "probe.backend = \"simulated\" needs the simulated bench",
-                )
+        }
+        (_, Some(Ok(Some(p)))) => p,
+        (_, Some(Ok(None))) => {
+            return Row::fail("probe", "(none)", "the simulated bench has no probe")
+        }
+        (_, Some(Err(e))) => return Row::fail("probe", "simulated bench", e.to_string()),
+        (ProbeBackend::Simulated, None) => {
+            return Row::fail(
+                "probe",
+                "simulated",
+                "probe.backend = \"simulated\" needs the simulated bench",
+            )
+        }
+        (ProbeBackend::ProbeRs, None) => match ProbeRsProbe::open(&config.probe) {
+            Ok(p) => {
+                notice = p.notice.clone();
+                Box::new(p)
             }
-            (ProbeBackend::ProbeRs, _) => match ProbeRsProbe::open(&config.probe) {
-                Ok(p) => {
-                    notice = p.notice.clone();
-                    Box::new(p)
-                }
-                Err(e) => {
-                    let shown = config
-                        .probe
-                        .serial
-                        .as_deref()
-                        .map(|s| format!("probe-rs serial {s}"))
-                        .unwrap_or_else(|| "probe-rs".into());
-                    return Row::fail("probe", shown, e.to_string());
-                }
-            },
-        };
+            Err(e) => {
+                let shown = config
+                    .probe
+                    .serial
+                    .as_deref()
+                    .map(|s| format!("probe-rs serial {s}"))
+                    .unwrap_or_else(|| "probe-rs".into());
+                return Row::fail("probe", shown, e.to_string());
+            }
+        },
+    };
     let name = probe.describe();
     let attach_timeout = Duration::from_millis(config.probe.attach_timeout_ms);
     if let Err(e) =

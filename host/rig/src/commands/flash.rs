@@ -18,6 +18,7 @@ use bench_config::{ProbeBackend, RigConfig};
 use rig_instruments::drivers::{self, probe_rs::ProbeRsProbe};
 use rig_instruments::elf::{self, ElfError, Segment};
 use rig_instruments::{CoreSelect, DebugProbe, InstrumentError, ProbeError};
+use rig_verify::rig::RigError;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FlashOptions {
@@ -36,7 +37,7 @@ pub enum FlashError {
     #[error("preflight: {0}")]
     Preflight(String),
     #[error("simulated bench: {0}")]
-    Simulation(std::io::Error),
+    Simulation(RigError),
     #[error("power switch: {0}")]
     Power(#[from] InstrumentError),
     #[error("{0}")]
@@ -141,8 +142,10 @@ pub fn flash(
         ));
     }
 
-    let mut probe: Box<dyn DebugProbe> = match resources.simulated_probe(config) {
-        Some(p) => p,
+    let mut probe: Box<dyn DebugProbe> = match resources.bench_probe(config) {
+        Some(p) => p
+            .map_err(FlashError::Simulation)?
+            .ok_or_else(|| FlashError::NoProbe(config.path.clone()))?,
         None => {
             let p = ProbeRsProbe::open(&config.probe).map_err(ProbeError::from)?;
             if let Some(n) = &p.notice {
@@ -181,8 +184,8 @@ pub fn flash(
     let started = Instant::now();
     let result = probe.flash_elf(elf_path);
     probe.detach();
-    // The simulated probe keeps NRST held after an attach under reset; a real one has let go.
-    if attached_under_reset && resources.is_simulated() {
+    // The simulated probe keeps NRST held after an attach under reset; probe-rs has let go.
+    if attached_under_reset && config.probe.backend == ProbeBackend::Simulated {
         probe.hold_reset(false)?;
     }
     result?;

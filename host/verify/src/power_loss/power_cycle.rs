@@ -102,7 +102,7 @@ impl Runner<'_> {
         // The baseline for persistence; a board whose firmware never ran has none, which the
         // checks below explain better than this read could.
         let before = self.records_via_probe();
-        let confirm = match self.rig.power_off_confirmed() {
+        let (confirm, dark) = match self.rig.power_off_confirmed() {
             Ok(d) => d,
             Err(e) => return StepResult::fail(Vec::new(), e.to_string()),
         };
@@ -115,7 +115,7 @@ impl Runner<'_> {
         state.forget_needle();
         let mut m = vec![
             Measurement::info("power_off_time", ms(p.off), "ms"),
-            Measurement::info("off_command_to_dark", ms(confirm), "ms"),
+            Measurement::info(dark.measurement(), ms(confirm), "ms"),
         ];
 
         // 1-2: the probe attaches to CM7; PWR_CR3 matches the wiring, ACTVOSRDY = 1.

@@ -548,6 +548,54 @@ impl DebugProbe for ProbeRsProbe {
     fn describe(&self) -> String {
         format!("probe-rs {} (chip {})", self.name(), self.chip)
     }
+
+    fn target_voltage(&mut self) -> Result<Option<f32>, ProbeError> {
+        if let Some(e) = self.lost() {
+            return Err(e);
+        }
+        self.end_session();
+        let held = self.take_held();
+        let keep_held = held.is_some();
+        let open = match held {
+            Some(_) => None,
+            None => {
+                if let Source::Usb = self.source {
+                    // Not on USB any more: the probe went with the board's power.
+                    if let Err(e) = self.locate() {
+                        return Err(ProbeError::Gone {
+                            probe: self.name(),
+                            reason: e.to_string(),
+                        });
+                    }
+                }
+                Some(self.opener()?)
+            }
+        };
+        let what = "reading the target voltage";
+        let result = bounded(ACCESS_TIMEOUT, move || {
+            let mut probe = match (held, open) {
+                (Some(p), _) => p,
+                (None, Some(open)) => open().map_err(|e| (true, chain(&e)))?,
+                (None, None) => return Err((false, "no probe to open".to_string())),
+            };
+            let volts = probe.get_target_voltage().map_err(|e| (false, chain(&e)))?;
+            Ok((volts, keep_held.then_some(probe)))
+        });
+        match result {
+            Ok(Ok((volts, held))) => {
+                if let Some(p) = held {
+                    self.link = Link::ResetHeld(p);
+                }
+                Ok(volts)
+            }
+            Ok(Err((true, reason))) => Err(ProbeError::Gone {
+                probe: self.name(),
+                reason,
+            }),
+            Ok(Err((false, reason))) => Err(self.other(format!("{what}: {reason}"))),
+            Err(u) => Err(self.unfinished(what, ACCESS_TIMEOUT, u)),
+        }
+    }
 }
 
 impl ProbeRsProbe {
