@@ -273,6 +273,10 @@ pub struct PowerConfig {
     /// Wait after power-on before talking to the board.
     #[serde(default = "default_settle_ms")]
     pub settle_ms: u64,
+    /// Simulated bench only: how long the simulated supply takes from the on-command to a
+    /// valid VDD (a lab supply's soft start); 0: at once.
+    #[serde(default)]
+    pub supply_rise_ms: u64,
     /// `switch = "command"`: program and arguments that switch the supply on (run without a
     /// shell), e.g. `["uhubctl", "-l", "1-1", "-p", "2", "-a", "on"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -99,6 +99,9 @@ pub trait DebugProbe: Send {
     fn read_u32(&mut self, address: u32) -> Result<u32, ProbeError>;
     /// Reads `buf.len()` bytes from `address`.
     fn read_memory(&mut self, address: u32, buf: &mut [u8]) -> Result<(), ProbeError>;
+    /// Writes a word at `address` through the attached core's bus (a register: FLASH_OPTKEYR,
+    /// FLASH_OPTSR_PRG, ...).
+    fn write_u32(&mut self, address: u32, value: u32) -> Result<(), ProbeError>;
     /// System reset of the target (the PWR_CR3 latch survives it).
     fn reset(&mut self) -> Result<(), ProbeError>;
     /// Erases all of the flash (both banks).

@@ -51,6 +51,10 @@ enum Command {
         /// Firmware to flash afterwards: an ELF, or logic:<supply> on the simulated bench
         #[arg(long)]
         flash: Option<rig_verify::power_loss::recovery::FlashImage>,
+        /// If the Cortex-M7's boot is disabled (BCM7 = 0), program it back on through the
+        /// Cortex-M4's access port
+        #[arg(long)]
+        restore_boot: bool,
     },
     /// Repeat the power-cycle check N times; counts and min/median/max of boot-to-attach and
     /// power-on-to-first-pulse times.
@@ -154,9 +158,18 @@ fn main() -> ExitCode {
             reports,
             dbc,
         }),
-        Command::Recover { rig, erase, flash } => commands::recover::cli(
+        Command::Recover {
+            rig,
+            erase,
+            flash,
+            restore_boot,
+        } => commands::recover::cli(
             &rig.unwrap_or_else(default_rig_config),
-            &rig_verify::power_loss::recovery::RecoverOptions { erase, flash },
+            &rig_verify::power_loss::recovery::RecoverOptions {
+                erase,
+                flash,
+                restore_boot,
+            },
         ),
         Command::Soak {
             rig,

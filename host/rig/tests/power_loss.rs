@@ -84,6 +84,7 @@ fn ldo_build_fails_the_first_power_cycle_and_recover_brings_the_board_back() {
         &RecoverOptions {
             erase: false,
             flash: None,
+            restore_boot: false,
         },
         &abort,
     );
@@ -100,6 +101,7 @@ fn ldo_build_fails_the_first_power_cycle_and_recover_brings_the_board_back() {
             flash: Some(FlashImage::Logic(
                 gauge_logic::supply::SupplyConfig::DirectSmps,
             )),
+            restore_boot: false,
         },
         &abort,
     );

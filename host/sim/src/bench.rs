@@ -25,6 +25,8 @@ pub struct SimulatedBenchConfig {
     pub option_bytes: OptionBytes,
     /// Relay channel the board's supply hangs on.
     pub relay_channel: u8,
+    /// Time from the switch's on-command to a valid VDD (0: at once).
+    pub supply_rise_ms: u64,
     /// A SocketCAN interface (e.g. `vcan0`) to bridge the board's bus to, instead of the slcan
     /// adapter simulator: the host then reaches the board through that interface, and the
     /// slcan pty answers nothing.
@@ -97,6 +99,7 @@ impl SimulatedBench {
         target: Box<dyn SimulatedTarget>,
     ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared::new(target));
+        shared.board().supply_rise_us = config.supply_rise_ms * 1000;
         let (slcan_m, slcan_s, slcan) = pty("slcan adapter")?;
         let (sump_m, sump_s, sump) = pty("SUMP analyzer")?;
         let (relay_m, relay_s, relay) = pty("LCUS-1 relay")?;
@@ -177,6 +180,7 @@ fn board_loop(shared: &Shared, mut telemetry: TTYPort) {
         let pins = {
             let mut b = shared.board();
             let b = &mut *b;
+            Shared::supply_settles(b, now);
             if b.powered {
                 let mut io = TargetIo {
                     can_rx: &mut b.can_rx,

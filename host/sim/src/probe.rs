@@ -192,6 +192,17 @@ impl DebugProbe for SimulatedProbe {
         self.name()
     }
 
+    fn write_u32(&mut self, address: u32, value: u32) -> Result<(), ProbeError> {
+        let now = self.shared.now_us();
+        let (core, mut b) = self.reachable_board()?;
+        b.target
+            .debug_write_u32(core, address, value, now)
+            .map_err(|e| ProbeError::Other {
+                probe: "simulated ST-LINK".into(),
+                reason: format!("memory write at {address:#010x}: {e}"),
+            })
+    }
+
     fn target_voltage(&mut self) -> Result<Option<f32>, ProbeError> {
         // A probe on its own supply, measuring the board's VDD.
         Ok(Some(if self.shared.board().powered {

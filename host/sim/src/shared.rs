@@ -29,6 +29,12 @@ pub struct BoardSlot {
     pub target: Box<dyn SimulatedTarget>,
     pub powered: bool,
     pub can_rx: VecDeque<CanFrame>,
+    /// The supply was switched on and its voltage is still rising: VDD is valid at this
+    /// bench time (us).
+    pub rising_until: Option<u64>,
+    /// How long the supply takes from the on-command to a valid VDD (a lab supply's soft
+    /// start, a hub port's VBUS ramp); 0: at once.
+    pub supply_rise_us: u64,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -46,6 +52,8 @@ impl Shared {
                 target,
                 powered: false,
                 can_rx: VecDeque::new(),
+                rising_until: None,
+                supply_rise_us: 0,
             }),
             pwm: Mutex::new(PwmTimeline::default()),
             board_tx: Mutex::new(VecDeque::new()),
@@ -61,17 +69,39 @@ impl Shared {
         lock(&self.board)
     }
 
+    /// The switch's command: on (VDD valid after the supply's rise time) or off (at once).
     pub fn set_power(&self, on: bool) {
         let now = self.now_us();
         let mut b = self.board();
         if on && !b.powered {
-            b.powered = true;
-            b.can_rx.clear();
-            b.target.power_on(now);
-        } else if !on && b.powered {
-            b.powered = false;
-            b.target.power_off();
+            if b.supply_rise_us > 0 {
+                if b.rising_until.is_none() {
+                    b.rising_until = Some(now + b.supply_rise_us);
+                }
+                return;
+            }
+            Self::power_on(&mut b, now);
+        } else if !on {
+            b.rising_until = None;
+            if b.powered {
+                b.powered = false;
+                b.target.power_off();
+            }
         }
+    }
+
+    /// A rising supply that has reached a valid VDD by `now` powers the board.
+    pub(crate) fn supply_settles(b: &mut BoardSlot, now: u64) {
+        if b.rising_until.is_some_and(|t| now >= t) {
+            b.rising_until = None;
+            Self::power_on(b, now);
+        }
+    }
+
+    fn power_on(b: &mut BoardSlot, now: u64) {
+        b.powered = true;
+        b.can_rx.clear();
+        b.target.power_on(now);
     }
 
     /// A frame on the bus from the adapter's side.

@@ -274,3 +274,13 @@ impl DebugProbe for SwdProbe {
 }
 
 impl DapProbe for SwdProbe {}
+
+impl Drop for SwdProbe {
+    /// A probe that is closed stops driving its pins: NRST goes back up (as an ST-LINK does
+    /// when it leaves debug mode, and any probe when its USB handle is closed).
+    fn drop(&mut self) {
+        if self.nrst_held {
+            self.set_nrst(false);
+        }
+    }
+}

@@ -96,6 +96,18 @@ pub trait SimulatedTarget: Send {
         false
     }
 
+    /// Writes a word through the debug port (a register such as FLASH_OPTKEYR).
+    fn debug_write_u32(
+        &mut self,
+        core: CoreSelect,
+        address: u32,
+        value: u32,
+        now_us: u64,
+    ) -> Result<(), DebugAccessError> {
+        let _ = (core, value, now_us);
+        Err(DebugAccessError::Unmapped(address))
+    }
+
     /// A line reset on SWCLK/SWDIO (and the JTAG-to-SWD switch).
     fn swd_line_reset(&mut self) {}
 

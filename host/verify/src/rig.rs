@@ -131,9 +131,11 @@ impl Rig {
                     (!answers).then_some(DarkEvidence::NoAttach)
                 }
                 Err(ProbeError::Gone { reason, .. }) => Some(DarkEvidence::ProbeGone { reason }),
-                Err(e) => return Err(RigError::Setup(format!(
+                Err(e) => {
+                    return Err(RigError::Setup(format!(
                     "after the off command the probe cannot tell whether the board lost power: {e}"
-                ))),
+                )))
+                }
             };
             if let Some(e) = evidence {
                 return Ok((sent.elapsed(), e));

@@ -178,7 +178,7 @@ impl BoardBus<'_> {
                     "the Cortex-M7 is clock-gated (BCM7 = 0): its access port's bus has no clock",
                 ))
             }
-            Port::Cm4 if optsr & OPTSR_BCM4 == 0 => Err(fault(
+            Port::Cm4 if optsr & OPTSR_BCM4 == 0 && !self.board.power.reset_held() => Err(fault(
                 ap,
                 0,
                 "the Cortex-M4 is held (BCM4 = 0): its access port's bus has no clock",
@@ -218,11 +218,13 @@ impl BoardBus<'_> {
             ));
         }
         let Some(cpu) = self.running() else {
-            return Err(fault(
-                ap,
-                address,
-                "nothing answers there while the core is stopped",
-            ));
+            return self.board.idle_write(address, value).map_err(|_| {
+                fault(
+                    ap,
+                    address,
+                    "nothing answers there while the Cortex-M7 is stopped (only the flash interface's registers)",
+                )
+            });
         };
         match cpu.debug_write(address, size.bytes() as usize, value) {
             Ok(DebugEffect::None) => Ok(()),
@@ -435,20 +437,28 @@ impl EmulatedBoard {
         };
         debug.dp = dp;
         self.debug = debug;
-        match after {
-            Some(SliceEnd::ResetRequested) => self.system_reset(now_us),
-            Some(SliceEnd::LockUp) => {
+        if let Some(end) = after {
+            self.after_debug_stop(end, now_us);
+        }
+        result
+    }
+
+    /// After a debugger's write ended like a firmware slice can (a reset request, a supply
+    /// write that cut Vcore, the planned power cut).
+    pub(super) fn after_debug_stop(&mut self, end: SliceEnd, now_us: u64) {
+        match end {
+            SliceEnd::ResetRequested => self.system_reset(now_us),
+            SliceEnd::LockUp => {
                 self.stop_core();
                 self.last_stop = Some("a debugger's PWR_CR3 write cut Vcore (lock-up)".into());
                 self.power.lock_up();
             }
-            Some(SliceEnd::PowerCut) => {
+            SliceEnd::PowerCut => {
                 self.stop_core();
                 self.power.power_off();
                 self.power_cut = true;
             }
             _ => {}
         }
-        result
     }
 }

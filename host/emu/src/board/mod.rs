@@ -34,7 +34,7 @@ use stm32h755::{
 };
 
 use super::{
-    cpu::{Cpu, CpuStats, SliceEnd, BANK1, BANK1_SIZE},
+    cpu::{Cpu, CpuStats, DebugEffect, SliceEnd, BANK1, BANK1_SIZE},
     devices::Bank,
     devices::{BANK2, BANK2_OFFSETS, BANK2_SIZE, PS_PER_S},
     machine::Firmware,
@@ -52,6 +52,14 @@ use rig_sim::{
         DapAck, DapPort, DebugAccessError, EmulationStats, FirmwareIdentity, FirmwareImage, Pins,
         SimulatedTarget, TargetIo,
     },
+};
+
+/// The flash interface's registers (keys, CR/SR, option bytes).
+const FLASH_REGISTERS: u32 = stm32h755::flash::FLASH;
+/// Where a debugger's register write comes from, for the models that log writers.
+const DEBUGGER_SITE: crate::peripherals::Site = crate::peripherals::Site {
+    pc: 0,
+    instruction: 0,
 };
 
 /// Wall-clock budget of one bench tick (the bench ticks every millisecond).
@@ -119,6 +127,9 @@ pub struct EmulatedBoard {
     pub tick_budget: Duration,
     /// The debug port and both cores' debug registers (a power-on resets them).
     pub debug: DebugSide,
+    /// The peripherals while the Cortex-M7 does not run (NRST held, BCM7 = 0): reset values,
+    /// and the flash interface's registers a debugger writes through AP 3 (option bytes).
+    idle: Option<Peripherals>,
 }
 
 fn empty_flash() -> FlashModel {
@@ -160,6 +171,7 @@ impl EmulatedBoard {
             last_stop: None,
             tick_budget: TICK_BUDGET,
             debug: DebugSide::new(HeldCoreDebug::default()),
+            idle: None,
         };
         if let Some(first) = board.known.first() {
             let segments = first.firmware.segments.clone();
@@ -206,6 +218,11 @@ impl EmulatedBoard {
             if let Some(bits) = core.soc().periph.latched_supply_bits() {
                 self.latched = Some(bits);
             }
+            let periph = core.soc().periph.clone();
+            self.commit_option_bytes(&periph);
+            let State::Running(core) = &mut self.state else {
+                return;
+            };
             self.bank2 = std::mem::replace(&mut core.soc_mut().bank2.flash, empty_flash());
             self.bank1 = std::mem::replace(&mut core.soc_mut().bank1.flash, empty_flash());
             add_stats(&mut self.finished, &core.stats);
@@ -231,6 +248,7 @@ impl EmulatedBoard {
     /// Starts the firmware from its reset vector (power-on or reset).
     fn start(&mut self, now_us: u64) {
         self.stop_core();
+        self.idle = None;
         self.reset_pending = false;
         self.epoch_us = now_us;
         self.last_tick_us = now_us;
@@ -430,10 +448,34 @@ impl EmulatedBoard {
     /// A register the debug port reads while the core is not running.
     fn idle_register(&self, address: u32) -> Result<u32, DebugAccessError> {
         if (0x4000_0000..0x6000_0000).contains(&address) {
-            Ok(self.reset_peripherals().peek(address))
+            Ok(match &self.idle {
+                Some(p) => p.peek(address),
+                None => self.reset_peripherals().peek(address),
+            })
         } else {
             Err(DebugAccessError::Unmapped(address))
         }
+    }
+
+    /// A debugger's write while the core is not running: the flash interface's registers
+    /// answer (keys, option bytes: the way back from BCM7 = 0 through the Cortex-M4's port);
+    /// nothing else is modelled then.
+    pub(crate) fn idle_write(&mut self, address: u32, value: u32) -> Result<(), DebugAccessError> {
+        if !(FLASH_REGISTERS..FLASH_REGISTERS + 0x1000).contains(&address) {
+            return Err(DebugAccessError::Unmapped(address));
+        }
+        let mut p = self.idle.take().unwrap_or_else(|| self.reset_peripherals());
+        p.write(address, 4, value, DEBUGGER_SITE);
+        self.commit_option_bytes(&p);
+        self.idle = Some(p);
+        Ok(())
+    }
+
+    /// Option bytes programmed (OPTSTART) become the board's: they survive power cycles.
+    fn commit_option_bytes(&mut self, p: &Peripherals) {
+        self.option_bytes.optsr = p.peek(stm32h755::flash::FLASH_OPTSR_CUR);
+        self.option_bytes.boot7 = p.peek(stm32h755::flash::FLASH_BOOT7_CURR) & 0xFFFF;
+        self.option_bytes.boot4 = p.peek(stm32h755::flash::FLASH_BOOT4_CURR) & 0xFFFF;
     }
 }
 
@@ -448,6 +490,7 @@ impl SimulatedTarget for EmulatedBoard {
 
     fn power_off(&mut self) {
         self.stop_core();
+        self.idle = None;
         self.power.power_off();
         self.flash_mut().cut_power_after(None);
     }
@@ -515,6 +558,29 @@ impl SimulatedTarget for EmulatedBoard {
 
     fn has_debug_port(&self) -> bool {
         true
+    }
+
+    fn debug_write_u32(
+        &mut self,
+        core: CoreSelect,
+        address: u32,
+        value: u32,
+        now_us: u64,
+    ) -> Result<(), DebugAccessError> {
+        if !self.debug_accessible(core) {
+            return Err(DebugAccessError::NoResponse);
+        }
+        let State::Running(cpu) = &mut self.state else {
+            return self.idle_write(address, value);
+        };
+        match cpu.debug_write(address, 4, value) {
+            Ok(DebugEffect::None) => Ok(()),
+            Ok(DebugEffect::Stop(end)) => {
+                self.after_debug_stop(end, now_us);
+                Ok(())
+            }
+            Err(at) => Err(DebugAccessError::Unmapped(at)),
+        }
     }
 
     fn swd_line_reset(&mut self) {

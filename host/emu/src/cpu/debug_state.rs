@@ -18,6 +18,8 @@ pub struct DebugState {
     pub enabled: bool,
     /// DFSR reasons of halts since the board last took them.
     pub(super) reasons: u32,
+    /// Why the core was locked up when a debug halt took it out.
+    pub(super) left_lockup: Option<String>,
 }
 
 impl DebugState {
@@ -50,14 +52,22 @@ impl Cpu {
     /// Enters debug state (C_HALT): a halt also takes the core out of lock-up and WFI.
     pub fn debug_halt(&mut self, reason: u32) {
         // A debug halt is one of the two ways out of lock-up (the other is a reset).
-        self.debug.lockup = None;
+        if let Some(why) = self.debug.lockup.take() {
+            self.debug.left_lockup = Some(why);
+        }
         self.sleep = None;
         self.debug.halt(reason);
     }
 
-    /// Leaves debug state.
+    /// Leaves debug state. A core halted out of lock-up whose PC the debugger left at the
+    /// lock-up address faults again at once: it is locked up again.
     pub fn debug_resume(&mut self) {
         self.debug.halted = false;
+        if let Some(why) = self.debug.left_lockup.take() {
+            if self.pc == super::LOCKUP_PC {
+                self.debug.lockup = Some(why);
+            }
+        }
     }
 
     /// Runs one instruction from debug state and halts again.

@@ -243,6 +243,7 @@ pub fn simulated_bench_config(config: &RigConfig) -> SimulatedBenchConfig {
         },
         option_bytes,
         relay_channel: config.power.channel,
+        supply_rise_ms: config.power.supply_rise_ms,
         // The board's bus on a real SocketCAN interface (vcan0) instead of the slcan pty.
         can_interface: match config.can.adapter {
             CanAdapterKind::Socketcan => config.can.interface.clone(),
@@ -320,18 +321,26 @@ pub fn load_elf_firmware(config: &RigConfig, probe: &mut dyn DebugProbe) -> Resu
         ));
     };
     let timeout = Duration::from_millis(config.probe.attach_timeout_ms);
-    if attach_with_retry(probe, CoreSelect::Cm7, timeout).is_err()
-        && probe.attach(CoreSelect::Cm4).is_err()
-    {
-        let ctx = diagnosis::Context {
-            wiring: config.wiring,
-            rig_path: config.path.clone(),
-            firmware_supply: None, // whatever was in flash before the download
+    let ctx = diagnosis::Context {
+        wiring: config.wiring,
+        rig_path: config.path.clone(),
+        firmware_supply: None, // whatever was in flash before the download
+    };
+    if attach_with_retry(probe, CoreSelect::Cm7, timeout).is_err() {
+        // Through the Cortex-M4 (AP 3 reaches the same flash), if it answers.
+        let through_cm4 = probe
+            .attach(CoreSelect::Cm4)
+            .and_then(|_| probe.flash_elf(elf));
+        probe.detach();
+        return match through_cm4 {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let diagnosis = ctx.no_cm7(probe);
+                Err(RigError::Setup(format!(
+                    "bring-up: the Cortex-M7 does not answer the probe and the download through the Cortex-M4 failed ({e}), so the ELF under test cannot be downloaded. {diagnosis}"
+                )))
+            }
         };
-        let diagnosis = ctx.no_cm7(probe);
-        return Err(RigError::Setup(format!(
-            "bring-up: the board does not answer the probe, so the ELF under test cannot be downloaded. {diagnosis}"
-        )));
     }
     probe.flash_elf(elf)?;
     probe.detach();

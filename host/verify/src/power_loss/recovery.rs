@@ -2,6 +2,15 @@
 //! applying power, connect under reset, mass-erase (only with an explicit confirmation),
 //! power-cycle again (the bootloader or earlier firmware may have latched PWR_CR3), verify
 //! PWR_CR3, and optionally flash a firmware and run the power-cycle check.
+//!
+//! Before that, the option bytes: a board whose Cortex-M7 boot is disabled (BCM7 = 0) answers
+//! only on the Cortex-M4's port; with `--restore-boot` BCM7 is programmed back through it
+//! (FLASH_OPTKEYR, FLASH_OPTSR_PRG, FLASH_OPTCR.OPTSTART by memory writes: probe-rs has no
+//! option-byte command) and the board power-cycled.
+//!
+//! NRST stays held through every retry of the connect: a failed attach under reset lets go of
+//! NRST (probe-rs's attempt ends with its probe), so each retry starts again from a power cut
+//! with NRST held, and the firmware never runs in between.
 
 use std::{
     path::PathBuf,
@@ -9,15 +18,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-use stm32h755::supply::{
-    SupplyConfig, PWR_CR3_ADDR, PWR_CR3_POWER_ON_DEFAULT, PWR_CR3_SUPPLY_MASK,
+use stm32h755::{
+    flash::{
+        FLASH_OPTCR, FLASH_OPTKEY1, FLASH_OPTKEY2, FLASH_OPTKEYR, FLASH_OPTSR_CUR, FLASH_OPTSR_PRG,
+        OPTCR_OPTLOCK, OPTCR_OPTSTART, OPTSR_BCM4, OPTSR_BCM7, OPTSR_OPT_BUSY,
+    },
+    supply::{SupplyConfig, PWR_CR3_ADDR, PWR_CR3_POWER_ON_DEFAULT, PWR_CR3_SUPPLY_MASK},
 };
 
 use crate::power_loss::power_cycle::PowerCycleCheck;
 use crate::report::Outcome;
 use crate::rig::Rig;
 use crate::session::Runner;
-use rig_instruments::{attach_with_retry, CoreSelect};
+use rig_instruments::{attach_with_retry, CoreSelect, DebugProbe, ProbeError};
 
 /// What to flash once the board is back.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +59,75 @@ pub struct RecoverOptions {
     /// Mass erase is destructive: only with this confirmation.
     pub erase: bool,
     pub flash: Option<FlashImage>,
+    /// Program a disabled core's boot (BCM7/BCM4) back on through the core that answers.
+    pub restore_boot: bool,
+}
+
+/// Connect attempts, each from a power cut with NRST held.
+pub const CONNECT_ATTEMPTS: u32 = 3;
+/// How long the board's supply may take to come up (NRST held meanwhile).
+pub const VDD_TIMEOUT: Duration = Duration::from_secs(5);
+/// The STM32H7 runs from 1.62 V.
+pub const VDD_MIN_V: f32 = 1.62;
+
+/// Waits, NRST held, until the probe measures the target supply; says what it saw.
+fn wait_for_vdd(probe: &mut dyn DebugProbe, timeout: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        match probe.target_voltage() {
+            Ok(Some(v)) if v >= VDD_MIN_V => {
+                return format!("VDD {v:.2} V after {} ms", start.elapsed().as_millis())
+            }
+            Ok(None) => return "the probe cannot measure VDD: connecting after settle_ms".into(),
+            Ok(Some(v)) if start.elapsed() > timeout => {
+                return format!("VDD still {v:.2} V after {timeout:?}: connecting anyway")
+            }
+            Err(e) if start.elapsed() > timeout => {
+                return format!("VDD unknown after {timeout:?} ({e}): connecting anyway")
+            }
+            _ => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+/// Programs the option bytes so both cores boot, through whichever core `probe` is attached
+/// to (RM0399 "option byte modification": unlock with the two OPTKEYR keys, write OPTSR_PRG,
+/// set OPTCR.OPTSTART, wait for OPTSR_CUR.OPT_BUSY to clear, lock again). Takes effect at
+/// the next power-on.
+pub fn enable_both_boots(probe: &mut dyn DebugProbe) -> Result<String, ProbeError> {
+    let before = probe.read_u32(FLASH_OPTSR_CUR)?;
+    probe.write_u32(FLASH_OPTKEYR, FLASH_OPTKEY1)?;
+    probe.write_u32(FLASH_OPTKEYR, FLASH_OPTKEY2)?;
+    probe.write_u32(FLASH_OPTSR_PRG, before | OPTSR_BCM7 | OPTSR_BCM4)?;
+    probe.write_u32(FLASH_OPTCR, OPTCR_OPTSTART)?;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let after = loop {
+        let v = probe.read_u32(FLASH_OPTSR_CUR)?;
+        if v & OPTSR_OPT_BUSY == 0 {
+            break v;
+        }
+        if Instant::now() > deadline {
+            return Err(ProbeError::Other {
+                probe: probe.describe(),
+                reason: format!(
+                    "FLASH_OPTSR_CUR.OPT_BUSY still set 2 s after OPTSTART ({v:#010x})"
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    probe.write_u32(FLASH_OPTCR, OPTCR_OPTLOCK)?;
+    if after & (OPTSR_BCM7 | OPTSR_BCM4) != OPTSR_BCM7 | OPTSR_BCM4 {
+        return Err(ProbeError::Other {
+            probe: probe.describe(),
+            reason: format!(
+                "FLASH_OPTSR_CUR = {after:#010x} after OPTSTART: BCM7/BCM4 did not take (is RDP level 0 and OPTCR unlocked?)"
+            ),
+        });
+    }
+    Ok(format!(
+        "FLASH_OPTSR_CUR {before:#010x} -> {after:#010x}: BCM7 = 1, BCM4 = 1"
+    ))
 }
 
 /// One line of the procedure.
@@ -75,6 +157,78 @@ impl Recovery {
     }
 }
 
+/// Step 0: with power on, which core answers; if only the Cortex-M4 does and the option bytes
+/// disable the Cortex-M7's boot, restore it (with `--restore-boot`) and power-cycle. `Err`
+/// stops the procedure (the step says why).
+fn option_bytes_step(
+    rig: &mut Rig,
+    opts: &RecoverOptions,
+    settle: Duration,
+    off: Duration,
+    r: &mut Recovery,
+) -> Result<(), ()> {
+    if let Err(e) = rig.power.set_power(true) {
+        r.push("option bytes", false, format!("power on: {e}"));
+        return Err(());
+    }
+    std::thread::sleep(settle);
+    let Some(probe) = rig.probe.as_mut() else {
+        return Ok(());
+    };
+    if probe.attach(CoreSelect::Cm7).is_ok() {
+        probe.detach();
+        return Ok(());
+    }
+    let optsr = probe
+        .attach(CoreSelect::Cm4)
+        .and_then(|_| probe.read_u32(FLASH_OPTSR_CUR));
+    let Ok(optsr) = optsr else {
+        // Neither core answers: the supply procedure below is for that.
+        probe.detach();
+        return Ok(());
+    };
+    if optsr & OPTSR_BCM7 != 0 {
+        probe.detach();
+        return Ok(());
+    }
+    if !opts.restore_boot {
+        probe.detach();
+        r.push("option bytes", false, format!("FLASH_OPTSR_CUR = {optsr:#010x}: the Cortex-M7's boot is disabled (BCM7 = 0), read through the Cortex-M4 (access port 3). Rerun with --restore-boot to program BCM7 = 1 back through it"));
+        return Err(());
+    }
+    let restored = enable_both_boots(probe.as_mut());
+    probe.detach();
+    match restored {
+        Ok(detail) => {
+            let cycled = rig.power_cycle(off);
+            let ok = cycled.is_ok();
+            r.push(
+                "option bytes",
+                ok,
+                match cycled {
+                    Ok(()) => {
+                        format!("{detail}, through the Cortex-M4 (access port 3); power-cycled")
+                    }
+                    Err(e) => format!("{detail}; power cycle: {e}"),
+                },
+            );
+            if ok {
+                Ok(())
+            } else {
+                Err(())
+            }
+        }
+        Err(e) => {
+            r.push(
+                "option bytes",
+                false,
+                format!("restoring BCM7 through the Cortex-M4: {e}"),
+            );
+            Err(())
+        }
+    }
+}
+
 /// Runs the procedure on `rig`, stopping at the first step that fails.
 pub fn recover(rig: &mut Rig, opts: &RecoverOptions, abort: &AtomicBool) -> Recovery {
     let mut r = Recovery {
@@ -94,45 +248,67 @@ pub fn recover(rig: &mut Rig, opts: &RecoverOptions, abort: &AtomicBool) -> Reco
         return r;
     }
 
-    // 1. Power off, hold NRST, power on: the firmware never runs, so it cannot latch PWR_CR3.
-    let held = rig
-        .power
-        .set_power(false)
-        .map_err(|e| e.to_string())
-        .and_then(|_| {
-            std::thread::sleep(off);
-            rig.probe
-                .as_mut()
-                .map_or(Ok(()), |p| p.hold_reset(true))
-                .map_err(|e| e.to_string())?;
-            rig.power.set_power(true).map_err(|e| e.to_string())?;
-            rig.powered_at = Some(Instant::now());
-            std::thread::sleep(settle);
-            Ok(())
-        });
-    if !r.push(
-        "power on with NRST held",
-        held.is_ok(),
-        held.err()
-            .unwrap_or_else(|| format!("off {off:?}, settle {settle:?}")),
-    ) {
+    // 0. The option bytes, when only the Cortex-M4 answers.
+    if let Err(stop) = option_bytes_step(rig, opts, settle, off, &mut r) {
+        let _ = stop;
         return r;
+    }
+    // 1-2. Power off, hold NRST, power on, connect under reset: the firmware never runs, so it
+    // cannot latch PWR_CR3. A failed attempt starts over from a power cut.
+    let mut last = String::new();
+    let mut attached = false;
+    for attempt in 1..=CONNECT_ATTEMPTS {
+        let held = rig
+            .power
+            .set_power(false)
+            .map_err(|e| e.to_string())
+            .and_then(|_| {
+                std::thread::sleep(off);
+                rig.probe
+                    .as_mut()
+                    .map_or(Ok(()), |p| p.hold_reset(true))
+                    .map_err(|e| e.to_string())?;
+                rig.power.set_power(true).map_err(|e| e.to_string())?;
+                rig.powered_at = Some(Instant::now());
+                std::thread::sleep(settle);
+                Ok(())
+            });
+        if let Err(e) = held {
+            r.push("power on with NRST held", false, e);
+            return r;
+        }
+        let Some(probe) = rig.probe.as_mut() else {
+            return r;
+        };
+        // Connect only once the board has power: a failed attach lets go of NRST, and the
+        // firmware would run as soon as VDD arrives.
+        let vdd = wait_for_vdd(probe.as_mut(), VDD_TIMEOUT);
+        if attempt == 1 {
+            r.push(
+                "power on with NRST held",
+                true,
+                format!("off {off:?}, settle {settle:?}; {vdd}"),
+            );
+        }
+        match probe.attach_under_reset(CoreSelect::Cm7) {
+            Ok(()) => {
+                attached = true;
+                if attempt > 1 {
+                    last = format!(" (attempt {attempt} of {CONNECT_ATTEMPTS}, each from a power cut with NRST held; before: {last})");
+                } else {
+                    last.clear();
+                }
+                break;
+            }
+            Err(e) => last = e.to_string(),
+        }
     }
     let Some(probe) = rig.probe.as_mut() else {
         return r;
     };
-    // 2. Connect under reset.
-    let deadline = Instant::now() + attach_timeout;
-    let attached = loop {
-        match probe.attach_under_reset(CoreSelect::Cm7) {
-            Ok(()) => break Ok(()),
-            Err(e) if Instant::now() >= deadline => break Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
-        }
-    };
-    if let Err(e) = attached {
+    if !attached {
         let _ = probe.hold_reset(false);
-        r.push("connect under reset", false, format!("{e}. Next: boot with BOOT0 high (system bootloader) and connect, or check the probe's NRST wire"));
+        r.push("connect under reset", false, format!("{last} ({CONNECT_ATTEMPTS} attempts, each from a power cut with NRST held). Next: boot with BOOT0 high (system bootloader) and connect, or check the probe's NRST wire"));
         return r;
     }
     let cr3 = probe.read_u32(PWR_CR3_ADDR);
@@ -140,10 +316,10 @@ pub fn recover(rig: &mut Rig, opts: &RecoverOptions, abort: &AtomicBool) -> Reco
         "connect under reset",
         true,
         match cr3 {
-            Ok(v) => {
-                format!("attached to the Cortex-M7; PWR_CR3 = {v:#010x} (nothing latched yet)")
-            }
-            Err(e) => format!("attached; PWR_CR3 unreadable: {e}"),
+            Ok(v) => format!(
+                "attached to the Cortex-M7; PWR_CR3 = {v:#010x} (nothing latched yet){last}"
+            ),
+            Err(e) => format!("attached; PWR_CR3 unreadable: {e}{last}"),
         },
     );
     // 3. Mass erase, only when confirmed.
@@ -231,8 +407,16 @@ pub fn recover(rig: &mut Rig, opts: &RecoverOptions, abort: &AtomicBool) -> Reco
     ) {
         return r;
     }
-    if let FlashImage::Logic(s) = image {
-        rig.firmware.supply = Some(s.name().to_string());
+    match image {
+        FlashImage::Logic(s) => rig.firmware.supply = Some(s.name().to_string()),
+        // The check below verifies the flash against the image just flashed, not the rig
+        // config's ELF.
+        FlashImage::Elf(path) => {
+            rig.config.firmware_elf = Some(path.clone());
+            rig.firmware.sha256 = rig_instruments::elf::sha256_hex(path).ok();
+            rig.firmware.name = path.display().to_string();
+            rig.firmware.supply = None;
+        }
     }
     let check = PowerCycleCheck {
         off,

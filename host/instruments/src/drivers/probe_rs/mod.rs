@@ -44,6 +44,9 @@ use std::{
 };
 
 use ::probe_rs::{
+    architecture::arm::{
+        sequences::DefaultArmSequence, ArmDebugInterface, FullyQualifiedApAddress,
+    },
     flashing::{self, DownloadOptions, ElfLoader, ElfOptions, FlashProgress},
     probe::{DebugProbeError, DebugProbeSelector, Probe, ProbeCreationError},
     MemoryInterface, Permissions, Session,
@@ -101,6 +104,14 @@ enum Link {
         session: Box<Session>,
         core: CoreSelect,
         index: usize,
+    },
+    /// No session could start, but an access port answers: memory access through it only
+    /// (the Cortex-M4's AP 3 on an H755 whose Cortex-M7 boot is disabled, where probe-rs's
+    /// session start fails on the M7's port).
+    RawAp {
+        interface: Box<dyn ArmDebugInterface>,
+        ap: u8,
+        core: CoreSelect,
     },
     /// A call overran its bound and still owns the USB handle.
     Lost { what: String },
@@ -295,11 +306,21 @@ impl ProbeRsProbe {
 
     /// Ends the session (bounded); the NRST hold, if any, stays.
     fn end_session(&mut self) {
-        if let Link::Attached { session, .. } = std::mem::replace(&mut self.link, Link::Idle) {
-            if let Err(u) = bounded(DETACH_TIMEOUT, move || drop(session)) {
-                let e = self.unfinished("ending the debug session", DETACH_TIMEOUT, u);
-                tracing::warn!("{e}");
+        match std::mem::replace(&mut self.link, Link::Idle) {
+            Link::Attached { session, .. } => {
+                if let Err(u) = bounded(DETACH_TIMEOUT, move || drop(session)) {
+                    let e = self.unfinished("ending the debug session", DETACH_TIMEOUT, u);
+                    tracing::warn!("{e}");
+                }
             }
+            Link::RawAp { interface, .. } => {
+                if let Err(u) = bounded(DETACH_TIMEOUT, move || drop(interface)) {
+                    let e = self.unfinished("closing the access port", DETACH_TIMEOUT, u);
+                    tracing::warn!("{e}");
+                }
+            }
+            // A probe held with NRST low stays held: dropping it would let go of NRST.
+            other => self.link = other,
         }
     }
 
@@ -338,6 +359,7 @@ impl ProbeRsProbe {
                 (None, None) => return Err(::probe_rs::Error::Other("no probe to open".into())),
             };
             let mut session = if under_reset {
+                let probe = enable_halting_debug(probe)?;
                 probe.attach_under_reset(chip.as_str(), Permissions::default())?
             } else {
                 probe.attach(chip.as_str(), Permissions::default())?
@@ -364,9 +386,99 @@ impl ProbeRsProbe {
                 };
                 Ok(())
             }
+            Ok(Err(e)) if core == CoreSelect::Cm4 => match self.connect_raw_ap(core) {
+                Ok(()) => {
+                    tracing::warn!(
+                        probe = %self.name(),
+                        "{what}: {}; reading the Cortex-M4's bus through access port {} directly",
+                        chain(&e),
+                        stm32h755::debug::CM4_ACCESS_PORT
+                    );
+                    Ok(())
+                }
+                Err(_) => Err(self.target_error(&what, core, &e)),
+            },
             Ok(Err(e)) => Err(self.target_error(&what, core, &e)),
             Err(u) => Err(self.unfinished(&what, timeout, u)),
         }
+    }
+
+    /// Opens the core's access port without a probe-rs session (memory access only).
+    fn connect_raw_ap(&mut self, core: CoreSelect) -> Result<(), ProbeError> {
+        let open = self.opener()?;
+        let ap = match core {
+            CoreSelect::Cm7 => stm32h755::debug::CM7_ACCESS_PORT,
+            CoreSelect::Cm4 => stm32h755::debug::CM4_ACCESS_PORT,
+        };
+        let what = format!("opening access port {ap}");
+        let result = bounded(
+            ATTACH_CALL_TIMEOUT,
+            move || -> Result<Box<dyn ArmDebugInterface>, String> {
+                let mut probe = open().map_err(|e| chain(&e))?;
+                probe.attach_to_unspecified().map_err(|e| chain(&e))?;
+                let mut interface = probe
+                    .try_into_arm_debug_interface(DefaultArmSequence::create())
+                    .map_err(|(_, e)| chain(&e))?;
+                // The port must answer: read its core's DHCSR.
+                interface
+                    .memory_interface(&FullyQualifiedApAddress::v1_with_default_dp(ap))
+                    .and_then(|mut m| m.read_word_32(0xE000_EDF0))
+                    .map_err(|e| chain(&e))?;
+                Ok(interface)
+            },
+        );
+        match result {
+            Ok(Ok(interface)) => {
+                self.link = Link::RawAp {
+                    interface,
+                    ap,
+                    core,
+                };
+                Ok(())
+            }
+            Ok(Err(reason)) => Err(self.other(format!("{what}: {reason}"))),
+            Err(u) => Err(self.unfinished(&what, ATTACH_CALL_TIMEOUT, u)),
+        }
+    }
+
+    /// Runs `f` on the open access port (raw mode) within `timeout`.
+    fn with_raw_ap<R: Send + 'static>(
+        &mut self,
+        what: &str,
+        f: impl FnOnce(
+                &mut dyn ::probe_rs::architecture::arm::memory::ArmMemoryInterface,
+            ) -> Result<R, ::probe_rs::architecture::arm::ArmError>
+            + Send
+            + 'static,
+    ) -> Option<Result<R, ProbeError>> {
+        let Link::RawAp { .. } = &self.link else {
+            return None;
+        };
+        let Link::RawAp {
+            mut interface,
+            ap,
+            core,
+        } = std::mem::replace(&mut self.link, Link::Idle)
+        else {
+            return None;
+        };
+        let r = bounded(ACCESS_TIMEOUT, move || {
+            let r = interface
+                .memory_interface(&FullyQualifiedApAddress::v1_with_default_dp(ap))
+                .and_then(|mut m| f(&mut *m));
+            (interface, r)
+        });
+        Some(match r {
+            Ok((interface, r)) => {
+                self.link = Link::RawAp {
+                    interface,
+                    ap,
+                    core,
+                };
+                r.map_err(|e| self.other(format!("{what} through access port {ap}: {}", chain(&e))))
+            }
+            Err(u) => Err(self.unfinished(what, ACCESS_TIMEOUT, u)),
+        })
     }
 
     /// Runs `f` on the attached session within `timeout`; `f` gets the core index.
@@ -408,10 +520,44 @@ impl ProbeRsProbe {
 
     fn attached_core(&self) -> Option<CoreSelect> {
         match &self.link {
-            Link::Attached { core, .. } => Some(*core),
+            Link::Attached { core, .. } | Link::RawAp { core, .. } => Some(*core),
             _ => None,
         }
     }
+}
+
+/// Enables halting debug (DHCSR.C_DEBUGEN) and the reset vector catch on both cores while
+/// NRST is still asserted, and hands the probe back without letting go of NRST.
+///
+/// probe-rs 0.32's attach under reset sets DEMCR.VC_CORERESET on every core, releases NRST
+/// and only then sets C_DEBUGEN. On ARMv7-M a vector catch is a halting debug event, which the
+/// core ignores while C_DEBUGEN = 0: after a power-on (which clears C_DEBUGEN) the firmware
+/// runs from reset until C_DEBUGEN is written, long enough to latch its supply choice in
+/// PWR_CR3. Written while NRST holds the cores, the catch halts them at their reset vectors.
+/// A core whose port does not answer (its boot disabled) is left alone.
+fn enable_halting_debug(mut probe: Probe) -> Result<Probe, ::probe_rs::Error> {
+    use stm32h755::debug::{
+        armv7m::{C_DEBUGEN, DBGKEY, DEMCR, DHCSR, VC_CORERESET},
+        CM4_ACCESS_PORT, CM7_ACCESS_PORT,
+    };
+    probe.attach_to_unspecified()?;
+    let mut interface = probe
+        .try_into_arm_debug_interface(DefaultArmSequence::create())
+        .map_err(|(_, e)| ::probe_rs::Error::Arm(e))?;
+    for ap in [CM7_ACCESS_PORT, CM4_ACCESS_PORT] {
+        let armed = interface
+            .memory_interface(&FullyQualifiedApAddress::v1_with_default_dp(ap))
+            .and_then(|mut m| {
+                m.write_word_32(u64::from(DHCSR), DBGKEY | C_DEBUGEN)?;
+                let demcr = m.read_word_32(u64::from(DEMCR))?;
+                m.write_word_32(u64::from(DEMCR), demcr | VC_CORERESET)?;
+                m.flush()
+            });
+        if let Err(e) = armed {
+            tracing::debug!("access port {ap}: no halting debug under reset: {e}");
+        }
+    }
+    Ok(interface.close())
 }
 
 impl DebugProbe for ProbeRsProbe {
@@ -483,6 +629,11 @@ impl DebugProbe for ProbeRsProbe {
     }
 
     fn read_u32(&mut self, address: u32) -> Result<u32, ProbeError> {
+        if let Some(r) =
+            self.with_raw_ap("a memory read", move |m| m.read_word_32(u64::from(address)))
+        {
+            return r;
+        }
         let r = self.with_session("a memory read", ACCESS_TIMEOUT, move |s, i| {
             s.core(i)?.read_word_32(u64::from(address))
         })?;
@@ -491,6 +642,14 @@ impl DebugProbe for ProbeRsProbe {
 
     fn read_memory(&mut self, address: u32, buf: &mut [u8]) -> Result<(), ProbeError> {
         let len = buf.len();
+        if let Some(r) = self.with_raw_ap("a memory read", move |m| {
+            let mut data = vec![0u8; len];
+            m.read(u64::from(address), &mut data)?;
+            Ok(data)
+        }) {
+            buf.copy_from_slice(&r?);
+            return Ok(());
+        }
         let r = self.with_session("a memory read", ACCESS_TIMEOUT, move |s, i| {
             let mut data = vec![0u8; len];
             s.core(i)?.read(u64::from(address), &mut data)?;
@@ -499,6 +658,21 @@ impl DebugProbe for ProbeRsProbe {
         let data = r.map_err(|e| self.read_error(address, &e))?;
         buf.copy_from_slice(&data);
         Ok(())
+    }
+
+    fn write_u32(&mut self, address: u32, value: u32) -> Result<(), ProbeError> {
+        if let Some(r) = self.with_raw_ap("a memory write", move |m| {
+            m.write_word_32(u64::from(address), value)?;
+            m.flush()
+        }) {
+            return r;
+        }
+        let r = self.with_session("a memory write", ACCESS_TIMEOUT, move |s, i| {
+            let mut core = s.core(i)?;
+            core.write_word_32(u64::from(address), value)?;
+            core.flush()
+        })?;
+        r.map_err(|e| self.session_error(&format!("memory write at {address:#010x}"), &e))
     }
 
     fn reset(&mut self) -> Result<(), ProbeError> {

@@ -1,0 +1,299 @@
+//! The bench's own probe-rs path end to end: the rig's `ProbeRsProbe` driver (the code a
+//! NUCLEO bench runs) on an in-process SWD probe wired to the emulated STM32H755's debug port.
+//! Needs the `emulator` feature and the shipped ELFs (firmware/build.sh, --ldo):
+//! `cargo test -p rig --features emulator --test probe_rs_emulated`.
+#![cfg(feature = "emulator")]
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{repo, run, DIRECT_SMPS_ELF, LDO_ELF};
+use rig_verify::report::Outcome;
+
+/// The shipped ELF at `rel`; these tests need it (firmware/build.sh builds it).
+fn elf(rel: &str) -> PathBuf {
+    let p = repo(rel);
+    assert!(
+        p.is_file(),
+        "{} is not built: run firmware/build.sh{} first",
+        p.display(),
+        if rel.contains("/ldo/") { " --ldo" } else { "" }
+    );
+    p
+}
+
+/// A copy of shipped rig config `base` in a temporary folder, its relative paths made
+/// absolute, with `edits` (from, to) applied and `probe.backend = "probe-rs"`.
+fn probe_rs_variant(base: &str, edits: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let firmware = format!("{}/", repo("firmware").display());
+    let mut text = std::fs::read_to_string(repo(base))
+        .expect("rig config")
+        .replace("../firmware/", &firmware);
+    let mut all = vec![(
+        "[probe]\nbackend = \"simulated\"",
+        "[probe]\nbackend = \"probe-rs\"",
+    )];
+    all.extend_from_slice(edits);
+    for (from, to) in all {
+        if from.starts_with("[probe]") && text.contains("backend = \"probe-rs\"") {
+            continue;
+        }
+        assert!(text.contains(from), "{base} has no {from:?}");
+        text = text.replacen(from, to, 1);
+    }
+    let p = dir.path().join("rig.toml");
+    std::fs::write(&p, text).expect("write rig");
+    (dir, p)
+}
+
+fn scenario(name: &str) -> PathBuf {
+    repo(&format!("scenarios/{name}.toml"))
+}
+
+fn print_failures(result: &rig_verify::job::RunResult) {
+    if let Some(e) = &result.report.error {
+        println!("run error: {e}");
+    }
+    for sc in &result.report.scenarios {
+        for st in sc.steps.iter().filter(|s| s.outcome != Outcome::Pass) {
+            println!(
+                "{}: {} {:?} {:?} {:?}",
+                sc.name, st.action, st.outcome, st.message, st.diagnosis
+            );
+        }
+    }
+}
+
+#[test]
+fn every_shipped_scenario_passes_through_the_real_probe_rs_driver() {
+    elf(DIRECT_SMPS_ELF);
+    let scenarios: Vec<PathBuf> = [
+        "bad_frames",
+        "broadcast_basic",
+        "obd_only",
+        "power_loss",
+        "stale_failsafe",
+        "supply_configuration",
+        "sweep",
+    ]
+    .iter()
+    .map(|s| scenario(s))
+    .collect();
+    let (result, _reports) = run(&repo("rig-config/emulated-probe-rs.toml"), &scenarios);
+    print_failures(&result);
+    assert_eq!(result.report.outcome, Outcome::Pass);
+    assert_eq!(result.report.scenarios.len(), scenarios.len());
+    // Nothing went around the real driver: the rig's probe is probe-rs on the emulated port.
+    let rig = result.report.rig.as_ref().expect("rig info");
+    let probe = rig
+        .instruments
+        .iter()
+        .find(|i| i.contains("probe"))
+        .expect("a probe in the rig info");
+    assert!(
+        probe.contains("probe-rs in-process SWD probe"),
+        "{:?}",
+        rig.instruments
+    );
+    assert!(!probe.contains("simulated ST-LINK"), "{probe}");
+    // Power-off is confirmed by the probe's target-voltage reading.
+    let power_loss = &result.report.scenarios[3];
+    let check = &power_loss.steps[0];
+    assert!(
+        check
+            .measurements
+            .iter()
+            .any(|m| m.name == "off_command_to_target_below_0v8"),
+        "{:?}",
+        check.measurements
+    );
+}
+
+/// The expect_supply failure after the LDO ELF's power cycle, on `rig`.
+fn ldo_diagnosis(rig: &std::path::Path) -> String {
+    let (result, _reports) = run(rig, &[scenario("supply_configuration")]);
+    print_failures(&result);
+    assert_eq!(result.report.outcome, Outcome::Fail);
+    let sc = &result.report.scenarios[0];
+    let supply = sc
+        .steps
+        .iter()
+        .filter(|s| s.action == "expect_supply")
+        .nth(1)
+        .expect("a second expect_supply");
+    assert_eq!(supply.outcome, Outcome::Fail);
+    supply.diagnosis.clone().expect("diagnosis")
+}
+
+#[test]
+fn the_ldo_elf_gets_the_same_diagnosis_through_probe_rs_as_through_the_simulated_probe() {
+    elf(DIRECT_SMPS_ELF);
+    elf(LDO_ELF);
+    let simulated = ldo_diagnosis(&repo("rig-config/emulated-ldo.toml"));
+    let (_dir, rig) = probe_rs_variant("rig-config/emulated-ldo.toml", &[]);
+    let through_probe_rs = ldo_diagnosis(&rig);
+    println!("simulated probe: {simulated}\nprobe-rs: {through_probe_rs}");
+    for needle in [
+        "PWR_CR3",
+        "expected supply bits 0x04",
+        "selects ldo (0x02)",
+        "mass-erase",
+    ] {
+        assert!(
+            through_probe_rs.contains(needle),
+            "{needle:?}: {through_probe_rs}"
+        );
+    }
+    // The same words, but for the rig config's path.
+    let simulated = simulated.replace(
+        &repo("rig-config/emulated-ldo.toml").display().to_string(),
+        &rig.display().to_string(),
+    );
+    assert_eq!(simulated, through_probe_rs);
+}
+
+#[test]
+fn a_board_with_cm7_boot_disabled_is_diagnosed_through_access_port_3() {
+    elf(DIRECT_SMPS_ELF);
+    let (_dir, rig) = probe_rs_variant(
+        "rig-config/emulated.toml",
+        &[(
+            "option_bytes = { bcm7 = true, bcm4 = true }",
+            "option_bytes = { bcm7 = false, bcm4 = true }",
+        )],
+    );
+    let (result, _reports) = run(&rig, &[scenario("power_loss")]);
+    print_failures(&result);
+    let text = result
+        .report
+        .error
+        .clone()
+        .or_else(|| {
+            result.report.scenarios.first().and_then(|s| {
+                s.steps
+                    .iter()
+                    .find_map(|st| st.diagnosis.clone().or(st.message.clone()))
+            })
+        })
+        .expect("an error or a diagnosis");
+    assert!(
+        text.contains("Cortex-M7 boot disabled (BCM7 = 0)") && text.contains("access port 3"),
+        "{text}"
+    );
+}
+
+fn recover_on(
+    rig: &std::path::Path,
+    opts: &rig_verify::power_loss::recovery::RecoverOptions,
+) -> Vec<String> {
+    let _g = common::bench_lock();
+    let mut opened = rig::assembly::open_path(rig, false).expect("rig opens");
+    let abort = std::sync::atomic::AtomicBool::new(false);
+    let r = rig_verify::power_loss::recovery::recover(&mut opened, opts, &abort);
+    let lines: Vec<String> = r
+        .steps
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}: {}",
+                if s.ok { "ok" } else { "FAIL" },
+                s.what,
+                s.detail
+            )
+        })
+        .collect();
+    println!("{}", lines.join("\n"));
+    assert_eq!(r.outcome, Outcome::Pass, "{lines:#?}");
+    lines
+}
+
+#[test]
+fn recover_erase_flash_brings_a_locked_board_back_through_probe_rs() {
+    let good = elf(DIRECT_SMPS_ELF);
+    let ldo = elf(LDO_ELF);
+    // The LDO build is in flash at power-on: the chip locks up and answers nothing.
+    let (_dir, rig) = probe_rs_variant(
+        "rig-config/emulated-ldo.toml",
+        &[(
+            "preloaded_elf = \"",
+            &format!("preloaded_elf = \"{}\"\n# was: \"", ldo.display()),
+        )],
+    );
+    let lines = recover_on(
+        &rig,
+        &rig_verify::power_loss::recovery::RecoverOptions {
+            erase: true,
+            flash: Some(rig_verify::power_loss::recovery::FlashImage::Elf(good)),
+            restore_boot: false,
+        },
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("ok mass erase")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("ok power-cycle check")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn recover_restores_the_cortex_m7_boot_through_access_port_3() {
+    let good = elf(DIRECT_SMPS_ELF);
+    let (_dir, rig) = probe_rs_variant(
+        "rig-config/emulated.toml",
+        &[(
+            "option_bytes = { bcm7 = true, bcm4 = true }",
+            "option_bytes = { bcm7 = false, bcm4 = true }",
+        )],
+    );
+    let lines = recover_on(
+        &rig,
+        &rig_verify::power_loss::recovery::RecoverOptions {
+            erase: true,
+            flash: Some(rig_verify::power_loss::recovery::FlashImage::Elf(good)),
+            restore_boot: true,
+        },
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ok option bytes") && l.contains("access port 3")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn nrst_stays_held_until_the_board_has_power_so_a_slow_supply_cannot_let_the_firmware_latch() {
+    let good = elf(DIRECT_SMPS_ELF);
+    let ldo = elf(LDO_ELF);
+    // The LDO build is in flash; the supply takes 150 ms to come up, longer than settle_ms: the
+    // first attach under reset finds no VDD. If NRST is let go then, the firmware runs once
+    // VDD arrives and latches LDO (a lock-up that no later attempt gets past).
+    let (_dir, rig) = probe_rs_variant(
+        "rig-config/emulated-ldo.toml",
+        &[
+            (
+                "preloaded_elf = \"",
+                &format!("preloaded_elf = \"{}\"\n# was: \"", ldo.display()),
+            ),
+            ("settle_ms = 20 ", "settle_ms = 20\nsupply_rise_ms = 150 "),
+        ],
+    );
+    let lines = recover_on(
+        &rig,
+        &rig_verify::power_loss::recovery::RecoverOptions {
+            erase: true,
+            flash: Some(rig_verify::power_loss::recovery::FlashImage::Elf(good)),
+            restore_boot: false,
+        },
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ok connect under reset") && l.contains("0x00000006")),
+        "{lines:#?}"
+    );
+}
