@@ -24,6 +24,7 @@ fn bench() -> SimulatedBench {
         },
         option_bytes: OptionBytes::default(),
         relay_channel: 1,
+        supply_rise_ms: 0,
         can_interface: None,
     })
     .expect("bench starts")

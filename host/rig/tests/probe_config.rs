@@ -98,7 +98,17 @@ fn probe_backend_must_fit_the_board() {
             "backend = \"probe-rs\"\nattach",
         )],
     );
-    assert!(e.contains("needs probe.backend = \"simulated\""), "{e}");
+    assert!(
+        e.contains("needs the emulated board's debug port: firmware.kind = \"elf\""),
+        "{e}"
+    );
+    // probe-rs on the emulated board's debug port is a bench of its own.
+    #[cfg(feature = "emulator")]
+    {
+        let c = RigConfig::load(&repo("rig-config/emulated-probe-rs.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.probe.backend, ProbeBackend::ProbeRs);
+    }
     // A hardware bench may have no probe.
     let rig = rig_variant(
         dir.path(),

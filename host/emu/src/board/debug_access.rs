@@ -83,7 +83,7 @@ fn rom_table_word(base: u32, address: u32) -> Option<u32> {
         0xFFC => 0xB1,
         // PIDR: JEP106 ST (0x20), part 0x450.
         0xFE0 => 0x50,
-        0xFE4 => 0x04 | 0x00,
+        0xFE4 => 0x04,
         0xFE8 => 0x0A,
         0xFD0 => 0x00,
         // No entries: a debugger's scan ends at the first word.

@@ -119,7 +119,7 @@ impl Cpu {
     pub fn write_core_register(&mut self, regsel: u32, value: u32) -> bool {
         let v = u64::from(value);
         let uc = self.uc_mut();
-        let ok = match regsel {
+        match regsel {
             0..=12 => uc.reg_write(general(regsel), v).is_ok(),
             13 => uc.reg_write(RegisterARM::SP, v).is_ok(),
             14 => uc.reg_write(RegisterARM::LR, v).is_ok(),
@@ -153,8 +153,7 @@ impl Cpu {
                 .reg_write(RegisterARM::S0 as i32 + (regsel - 64) as i32, v)
                 .is_ok(),
             _ => false,
-        };
-        ok
+        }
     }
 
     /// Writes `size` bytes (1, 2 or 4) of `value` at `address` as an access port does: RAM

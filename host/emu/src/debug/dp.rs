@@ -138,10 +138,11 @@ impl DebugPort {
                 (CTRL_STAT, 0) => self.ctrl,
                 (CTRL_STAT, _) => 0,
                 (RESEND, _) => self.rdbuff,
-                (RDBUFF, _) | _ => {
+                (RDBUFF, _) => {
                     self.ctrl |= READOK;
                     self.rdbuff
                 }
+                _ => 0,
             }),
             DapPort::Ap => {
                 if !self.powered_up() {

@@ -363,7 +363,7 @@ mod tests {
         assert_eq!(b.take_poll_wait(), Some(done));
         let sr = b.read_sr(done);
         assert_eq!(sr & (SR_BSY | SR_QW | SR_EOP), SR_EOP);
-        assert_eq!(b.take_changed(), [BANK1..BANK1 + SECTOR]);
+        assert_eq!(b.take_changed(), vec![BANK1..BANK1 + SECTOR]);
         // x64 (PSIZE 3): a word takes 100 us; WBNE while the buffer is partly filled.
         let cr = CR_PG | (3 << CR_PSIZE_SHIFT);
         b.write_data(BANK1, 4, 0, cr, true, done);

@@ -158,7 +158,7 @@ impl Recovery {
 }
 
 /// Step 0: with power on, which core answers; if only the Cortex-M4 does and the option bytes
-/// disable the Cortex-M7's boot, restore it (with `--restore-boot`) and power-cycle. `Err`
+/// disable the Cortex-M7's boot, restore it (with `--restore-boot`) and power-cycle. `false`
 /// stops the procedure (the step says why).
 fn option_bytes_step(
     rig: &mut Rig,
@@ -166,18 +166,18 @@ fn option_bytes_step(
     settle: Duration,
     off: Duration,
     r: &mut Recovery,
-) -> Result<(), ()> {
+) -> bool {
     if let Err(e) = rig.power.set_power(true) {
         r.push("option bytes", false, format!("power on: {e}"));
-        return Err(());
+        return false;
     }
     std::thread::sleep(settle);
     let Some(probe) = rig.probe.as_mut() else {
-        return Ok(());
+        return true;
     };
     if probe.attach(CoreSelect::Cm7).is_ok() {
         probe.detach();
-        return Ok(());
+        return true;
     }
     let optsr = probe
         .attach(CoreSelect::Cm4)
@@ -185,16 +185,16 @@ fn option_bytes_step(
     let Ok(optsr) = optsr else {
         // Neither core answers: the supply procedure below is for that.
         probe.detach();
-        return Ok(());
+        return true;
     };
     if optsr & OPTSR_BCM7 != 0 {
         probe.detach();
-        return Ok(());
+        return true;
     }
     if !opts.restore_boot {
         probe.detach();
         r.push("option bytes", false, format!("FLASH_OPTSR_CUR = {optsr:#010x}: the Cortex-M7's boot is disabled (BCM7 = 0), read through the Cortex-M4 (access port 3). Rerun with --restore-boot to program BCM7 = 1 back through it"));
-        return Err(());
+        return false;
     }
     let restored = enable_both_boots(probe.as_mut());
     probe.detach();
@@ -212,11 +212,7 @@ fn option_bytes_step(
                     Err(e) => format!("{detail}; power cycle: {e}"),
                 },
             );
-            if ok {
-                Ok(())
-            } else {
-                Err(())
-            }
+            ok
         }
         Err(e) => {
             r.push(
@@ -224,7 +220,7 @@ fn option_bytes_step(
                 false,
                 format!("restoring BCM7 through the Cortex-M4: {e}"),
             );
-            Err(())
+            false
         }
     }
 }
@@ -249,8 +245,7 @@ pub fn recover(rig: &mut Rig, opts: &RecoverOptions, abort: &AtomicBool) -> Reco
     }
 
     // 0. The option bytes, when only the Cortex-M4 answers.
-    if let Err(stop) = option_bytes_step(rig, opts, settle, off, &mut r) {
-        let _ = stop;
+    if !option_bytes_step(rig, opts, settle, off, &mut r) {
         return r;
     }
     // 1-2. Power off, hold NRST, power on, connect under reset: the firmware never runs, so it
