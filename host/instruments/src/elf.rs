@@ -22,6 +22,39 @@ pub enum ElfError {
     Parse { path: String, reason: String },
 }
 
+/// Whether `segments` may be downloaded into the STM32H755's flash: each inside the chip's
+/// flash (0x0800_0000..0x0820_0000), none on the sectors the firmware keeps its boot records
+/// in (bank 2 sectors 6-7, 0x081C_0000..0x0820_0000): a download erases every sector it
+/// writes, so it would erase them. Bank 2's other sectors are legitimate (a Cortex-M4 image
+/// at 0x0810_0000).
+pub fn check_download(segments: &[Segment]) -> Result<(), String> {
+    let flash = stm32h755::flash::FLASH_ADDRESSES;
+    let storage = gauge_logic::storage::STORAGE_ADDRESSES;
+    for s in segments {
+        let start = u64::from(s.address);
+        let end = start + s.data.len() as u64;
+        if start < u64::from(flash.start) || end > u64::from(flash.end) {
+            return Err(format!(
+                "segment at {:#010x} ({} bytes) is outside the STM32H755's flash ({:#010x}..{:#010x}): is this the board ELF?",
+                s.address,
+                s.data.len(),
+                flash.start,
+                flash.end
+            ));
+        }
+        if start < u64::from(storage.end) && end > u64::from(storage.start) {
+            return Err(format!(
+                "segment at {:#010x} ({} bytes) lies on the storage sectors {:#010x}..{:#010x} (bank 2 sectors 6-7, the firmware's boot records): downloading it would erase them; link the image elsewhere",
+                s.address,
+                s.data.len(),
+                storage.start,
+                storage.end
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Loadable segments with file data (p_filesz > 0), at their physical addresses.
 pub fn load_segments(path: &Path) -> Result<Vec<Segment>, ElfError> {
     let bytes = std::fs::read(path).map_err(|e| ElfError::Read {
@@ -86,4 +119,27 @@ pub fn sha256_hex(path: &Path) -> Result<String, ElfError> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(address: u32, len: usize) -> Segment {
+        Segment {
+            address,
+            data: vec![0; len],
+        }
+    }
+
+    #[test]
+    fn downloads_stay_in_flash_and_off_the_storage_sectors() {
+        assert!(check_download(&[seg(0x0800_0000, 0x9000), seg(0x0810_0000, 0x400)]).is_ok());
+        let e = check_download(&[seg(0x081B_FFF0, 0x20)]).unwrap_err();
+        assert!(e.contains("storage sectors 0x081c0000..0x08200000"), "{e}");
+        let e = check_download(&[seg(0x0820_0000, 4)]).unwrap_err();
+        assert!(e.contains("outside the STM32H755's flash"), "{e}");
+        let e = check_download(&[seg(0x07FF_FFFC, 8)]).unwrap_err();
+        assert!(e.contains("outside"), "{e}");
+    }
 }

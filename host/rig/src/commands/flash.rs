@@ -68,28 +68,16 @@ pub fn summarize(elf_path: &Path) -> Result<ElfSummary, FlashError> {
 /// Checks before anything is written to the board.
 ///
 /// PREFLIGHT: the firmware preflight (e.g. the ELF's supply choice against `board.wiring`)
-/// goes here; an `Err` stops `rig flash` before the probe is touched. Today it only checks
-/// that the image has something to write and fits the chip's flash.
+/// goes here; an `Err` stops `rig flash` before the probe is touched: an image with nothing
+/// to write, a segment outside the chip's flash or on the storage sectors.
 pub fn preflight(config: &RigConfig, elf: &ElfSummary) -> Result<(), FlashError> {
-    let chip = stm32h755::flash::FLASH_ADDRESSES;
-    let flash = u64::from(chip.start)..u64::from(chip.end);
     if elf.bytes == 0 {
         return Err(FlashError::Preflight(
             "the ELF has no bytes to write".into(),
         ));
     }
-    for s in &elf.segments {
-        let end = u64::from(s.address) + s.data.len() as u64;
-        if !(flash.contains(&u64::from(s.address)) && end <= flash.end) {
-            return Err(FlashError::Preflight(format!(
-                "segment at {:#010x} ({} bytes) is outside the flash of {} (0x08000000..0x08200000): is this the board ELF?",
-                s.address,
-                s.data.len(),
-                config.board_model
-            )));
-        }
-    }
-    Ok(())
+    elf::check_download(&elf.segments)
+        .map_err(|e| FlashError::Preflight(format!("{e} ({})", config.board_model)))
 }
 
 /// Flashes `elf_path` on the bench `config` describes, saying what it does on `out`.
@@ -218,5 +206,39 @@ pub fn cli(rig: &Path, elf_path: &Path, opts: FlashOptions) -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preflight_refuses_a_segment_on_the_storage_sectors_or_outside_flash() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../rig-config/sim.toml");
+        let config = RigConfig::load(Path::new(path)).unwrap_or_else(|e| panic!("{e}"));
+        let summary = |address: u32| ElfSummary {
+            segments: vec![Segment {
+                address,
+                data: vec![0; 64],
+            }],
+            bytes: 64,
+            sha256: String::new(),
+        };
+        assert!(preflight(&config, &summary(0x0800_0000)).is_ok());
+        // A Cortex-M4 image in bank 2 sector 0 is fine ...
+        assert!(preflight(&config, &summary(0x0810_0000)).is_ok());
+        // ... one on the boot records' sectors is not.
+        let e = preflight(&config, &summary(0x081C_0000))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("boot records") && e.contains("0x081c0000"),
+            "{e}"
+        );
+        let e = preflight(&config, &summary(0x0900_0000))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("outside the STM32H755's flash"), "{e}");
     }
 }

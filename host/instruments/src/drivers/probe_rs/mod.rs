@@ -688,8 +688,10 @@ impl DebugProbe for ProbeRsProbe {
     }
 
     fn flash_elf(&mut self, elf: &Path) -> Result<(), ProbeError> {
-        // A readable ARM ELF with loadable segments, before anything is erased.
-        crate::elf::load_segments(elf).map_err(|e| self.other(e.to_string()))?;
+        // A readable ARM ELF whose segments may be downloaded, before anything is erased.
+        let segments = crate::elf::load_segments(elf).map_err(|e| self.other(e.to_string()))?;
+        crate::elf::check_download(&segments)
+            .map_err(|e| self.other(format!("{}: {e}", elf.display())))?;
         let path: PathBuf = elf.to_path_buf();
         let shown = elf.display().to_string();
         let r = self.with_session("a flash download", FLASH_TIMEOUT, move |s, i| {
