@@ -56,6 +56,11 @@ pub struct EmulationStats {
     /// How far virtual time is behind the bench now, milliseconds.
     pub lag_ms: f64,
     pub exceptions: u64,
+    /// Times a debugger halted the core (probe-rs halts every core at each session start),
+    /// how long it stayed halted in all (emulated ms) and the longest single halt.
+    pub debug_halts: u64,
+    pub debug_halted_ms: f64,
+    pub longest_debug_halt_ms: f64,
     /// Where the core is ("running", "sleeping in WFE at ...", a fault).
     pub state: String,
 }

@@ -115,6 +115,11 @@ pub trait DebugProbe: Send {
     fn target_voltage(&mut self) -> Result<Option<f32>, ProbeError> {
         Ok(None)
     }
+    /// How long the last successful attach took (a probe-rs session start halts every core
+    /// meanwhile), when the probe measures it.
+    fn last_attach_time(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// The firmware's status lines.

@@ -297,3 +297,137 @@ fn nrst_stays_held_until_the_board_has_power_so_a_slow_supply_cannot_let_the_fir
         "{lines:#?}"
     );
 }
+
+#[test]
+fn rig_flash_downloads_and_verifies_the_shipped_elf_through_probe_rs() {
+    let good = elf(DIRECT_SMPS_ELF);
+    let _g = common::bench_lock();
+    let config = bench_config::RigConfig::load(&repo("rig-config/emulated-probe-rs.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut out = Vec::new();
+    let r = rig::commands::flash::flash(
+        &config,
+        &good,
+        rig::commands::flash::FlashOptions {
+            under_reset: false,
+            no_power: false,
+            no_preflight: false,
+        },
+        &mut out,
+    );
+    let text = String::from_utf8_lossy(&out);
+    println!("{text}");
+    r.unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(
+        text.contains("probe: probe-rs in-process SWD probe"),
+        "{text}"
+    );
+    assert!(text.contains("verified"), "{text}");
+}
+
+#[test]
+fn a_flash_cell_that_no_longer_holds_a_zero_fails_the_download_verify() {
+    use rig_instruments::CoreSelect;
+    let good = elf(DIRECT_SMPS_ELF);
+    let _g = common::bench_lock();
+    let config = bench_config::RigConfig::load(&repo("rig-config/emulated-probe-rs.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut board = rig_emu::board::EmulatedBoard::from_elfs(
+        config.wiring,
+        rig_sim::logic_board::OptionBytes::default(),
+        &[&good],
+    )
+    .expect("board");
+    // Byte 0x1000 of the image has bit 0 clear (a Thumb instruction) ... the cell keeps a 1.
+    let image = rig_instruments::elf::load_segments(&good).expect("segments");
+    let (address, bit) = image
+        .iter()
+        .flat_map(|s| {
+            s.data
+                .iter()
+                .enumerate()
+                .map(move |(i, b)| (s.address + i as u32, *b))
+        })
+        .skip(0x1000)
+        .find_map(|(a, b)| (0..8).find(|k| b & (1 << k) == 0).map(|k| (a, k)))
+        .expect("a 0 bit in the image");
+    board.stick_flash_bit(address, bit).expect("in flash");
+    let bench = rig_sim::SimulatedBench::start_with_target(
+        rig::assembly::simulated_bench_config(&config),
+        Box::new(board),
+    )
+    .expect("bench");
+    bench.shared.set_power(true);
+    let mut probe = rig::assembly::bench_probe(&config, &bench)
+        .expect("probe")
+        .expect("a probe");
+    probe.attach(CoreSelect::Cm7).expect("attach");
+    let e = probe
+        .flash_elf(&good)
+        .expect_err("verify must fail")
+        .to_string();
+    println!("{e}");
+    assert!(e.to_lowercase().contains("verif"), "{e}");
+}
+
+/// A bench on the probe-rs rig config with these option bytes, powered, and its probe.
+fn bench_with(
+    bcm7: bool,
+    bcm4: bool,
+) -> (
+    rig_sim::SimulatedBench,
+    Box<dyn rig_instruments::DebugProbe>,
+) {
+    let good = elf(DIRECT_SMPS_ELF);
+    let config = bench_config::RigConfig::load(&repo("rig-config/emulated-probe-rs.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut ob = rig_sim::logic_board::OptionBytes::default();
+    if !bcm7 {
+        ob.optsr &= !stm32h755::flash::OPTSR_BCM7;
+    }
+    if !bcm4 {
+        ob.optsr &= !stm32h755::flash::OPTSR_BCM4;
+    }
+    let board =
+        rig_emu::board::EmulatedBoard::from_elfs(config.wiring, ob, &[&good]).expect("board");
+    let mut bench_config = rig::assembly::simulated_bench_config(&config);
+    bench_config.option_bytes = ob;
+    let bench =
+        rig_sim::SimulatedBench::start_with_target(bench_config, Box::new(board)).expect("bench");
+    let probe = rig::assembly::bench_probe(&config, &bench)
+        .expect("probe")
+        .expect("a probe");
+    (bench, probe)
+}
+
+#[test]
+fn attach_under_reset_works_with_either_core_boot_disabled() {
+    use rig_instruments::CoreSelect;
+    let _g = common::bench_lock();
+    for (bcm7, bcm4, core) in [
+        (true, false, CoreSelect::Cm7),
+        (false, true, CoreSelect::Cm4),
+    ] {
+        let (bench, mut probe) = bench_with(bcm7, bcm4);
+        probe.hold_reset(true).expect("NRST");
+        bench.shared.set_power(true);
+        let attached = probe.attach_under_reset(core);
+        let cr3 = attached
+            .as_ref()
+            .ok()
+            .map(|_| probe.read_u32(stm32h755::supply::PWR_CR3_ADDR));
+        let optsr = probe.read_u32(stm32h755::flash::FLASH_OPTSR_CUR);
+        println!(
+            "BCM7={bcm7} BCM4={bcm4} {core:?}: {attached:?}, PWR_CR3 {cr3:x?}, OPTSR {optsr:x?}"
+        );
+        attached.unwrap_or_else(|e| panic!("BCM7={bcm7} BCM4={bcm4}: {e}"));
+        // The firmware never ran: nothing latched in PWR_CR3.
+        if core == CoreSelect::Cm7 {
+            assert_eq!(cr3.map(|r| r.ok()), Some(Some(0x06)));
+        }
+        let optsr = optsr.expect("OPTSR_CUR readable");
+        assert_eq!(optsr & stm32h755::flash::OPTSR_BCM7 != 0, bcm7);
+        assert_eq!(optsr & stm32h755::flash::OPTSR_BCM4 != 0, bcm4);
+        probe.detach();
+    }
+}

@@ -40,6 +40,8 @@ pub struct FlashModel {
     cut_after_bytes: Option<usize>,
     pub bytes_written: usize,
     pub erases: usize,
+    /// Worn cells: (byte index, bits that stay 1 whatever is programmed).
+    stuck_at_one: Vec<(usize, u8)>,
 }
 
 impl FlashModel {
@@ -51,7 +53,16 @@ impl FlashModel {
             cut_after_bytes: None,
             bytes_written: 0,
             erases: 0,
+            stuck_at_one: Vec::new(),
         }
+    }
+
+    /// A worn cell at bus offset `offset`: `bit` stays 1 whatever is programmed there (the
+    /// flash no longer holds a 0 in it, so a download's verify must notice).
+    pub fn stick_at_one(&mut self, offset: u32, bit: u8) -> Result<(), FlashError> {
+        let i = self.index(offset, 1)?;
+        self.stuck_at_one.push((i, 1 << (bit & 7)));
+        Ok(())
     }
 
     /// A region holding `bytes` (as a download left it: programmed without counting).
@@ -178,6 +189,11 @@ impl NorFlash for FlashModel {
             match self.budget(WORD) {
                 Ok(_) => {
                     self.bytes[at..at + WORD].copy_from_slice(chunk);
+                    for (i, bits) in &self.stuck_at_one {
+                        if (at..at + WORD).contains(i) {
+                            self.bytes[*i] |= bits;
+                        }
+                    }
                     self.bytes_written += WORD;
                 }
                 Err(partial) => {

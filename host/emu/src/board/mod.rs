@@ -137,8 +137,10 @@ fn empty_flash() -> FlashModel {
 }
 
 /// Bank 1 with its program/erase counters at zero, so a core's changes can be told apart.
-fn counted_from_now(bank1: FlashModel) -> FlashModel {
-    FlashModel::with_contents(Bank::One.offsets(), bank1.contents().to_vec())
+fn counted_from_now(mut bank1: FlashModel) -> FlashModel {
+    bank1.bytes_written = 0;
+    bank1.erases = 0;
+    bank1
 }
 
 fn add_stats(a: &mut CpuStats, b: &CpuStats) {
@@ -147,6 +149,9 @@ fn add_stats(a: &mut CpuStats, b: &CpuStats) {
     a.busy += b.busy;
     a.runs += b.runs;
     a.exceptions += b.exceptions;
+    a.debug_halts += b.debug_halts;
+    a.debug_halted_ps += b.debug_halted_ps;
+    a.longest_debug_halt_ps = a.longest_debug_halt_ps.max(b.longest_debug_halt_ps);
 }
 
 impl EmulatedBoard {
@@ -433,6 +438,9 @@ impl EmulatedBoard {
             real_time_factor: ratio(virtual_s, wall_s),
             lag_ms,
             exceptions: total.exceptions,
+            debug_halts: total.debug_halts,
+            debug_halted_ms: total.debug_halted_ps as f64 / 1e9,
+            longest_debug_halt_ms: total.longest_debug_halt_ps as f64 / 1e9,
             state,
         }
     }
@@ -731,6 +739,18 @@ impl EmulatedBoard {
                 Ok(())
             }
         }
+    }
+
+    /// A worn cell in flash at bus address `address`: `bit` stays 1 whatever is programmed.
+    pub fn stick_flash_bit(&mut self, address: u32, bit: u8) -> Result<(), String> {
+        let flash = if (BANK1..BANK1 + BANK1_SIZE).contains(&address) {
+            self.bank1_mut()
+        } else {
+            self.flash_mut()
+        };
+        flash
+            .stick_at_one(address - BANK1, bit)
+            .map_err(|e| format!("{address:#010x}: {e:?}"))
     }
 
     /// The running core (tests and diagnostics).

@@ -20,6 +20,8 @@ pub struct DebugState {
     pub(super) reasons: u32,
     /// Why the core was locked up when a debug halt took it out.
     pub(super) left_lockup: Option<String>,
+    /// Virtual time the current halt began.
+    pub(super) halted_since_ps: Option<u64>,
 }
 
 impl DebugState {
@@ -56,13 +58,25 @@ impl Cpu {
             self.debug.left_lockup = Some(why);
         }
         self.sleep = None;
+        if !self.debug.halted {
+            self.debug.halted_since_ps = Some(self.now_ps());
+        }
         self.debug.halt(reason);
     }
 
     /// Leaves debug state. A core halted out of lock-up whose PC the debugger left at the
     /// lock-up address faults again at once: it is locked up again.
     pub fn debug_resume(&mut self) {
+        if !self.debug.halted {
+            return;
+        }
         self.debug.halted = false;
+        if let Some(since) = self.debug.halted_since_ps.take() {
+            let took = self.now_ps().saturating_sub(since);
+            self.stats.debug_halts += 1;
+            self.stats.debug_halted_ps += took;
+            self.stats.longest_debug_halt_ps = self.stats.longest_debug_halt_ps.max(took);
+        }
         if let Some(why) = self.debug.left_lockup.take() {
             if self.pc == super::LOCKUP_PC {
                 self.debug.lockup = Some(why);

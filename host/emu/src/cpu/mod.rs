@@ -233,6 +233,10 @@ pub struct CpuStats {
     pub busy: Duration,
     pub runs: u64,
     pub exceptions: u64,
+    /// Debug halts (a debugger's or a BKPT's) that ended, their total and longest duration.
+    pub debug_halts: u64,
+    pub debug_halted_ps: u64,
+    pub longest_debug_halt_ps: u64,
 }
 
 /// How a call of [`Cpu::run_until`] ended.
@@ -849,8 +853,7 @@ impl Cpu {
             7 if self.debug.enabled => {
                 // With C_DEBUGEN a BKPT enters debug state at the instruction.
                 self.pc = pc;
-                self.debug.halt(stm32h755::debug::armv7m::DFSR_BKPT);
-                self.sleep = None;
+                self.debug_halt(stm32h755::debug::armv7m::DFSR_BKPT);
                 return Ok(());
             }
             7 => "BKPT",

@@ -102,6 +102,7 @@ impl Runner<'_> {
         // The baseline for persistence; a board whose firmware never ran has none, which the
         // checks below explain better than this read could.
         let before = self.records_via_probe();
+        let halts_before = self.rig.emulation_stats();
         let (confirm, dark) = match self.rig.power_off_confirmed() {
             Ok(d) => d,
             Err(e) => return StepResult::fail(Vec::new(), e.to_string()),
@@ -270,6 +271,24 @@ impl Runner<'_> {
                     ));
                 }
                 notes.push(format!("no correct pulse after power-on: {problem}"));
+            }
+        }
+        if let Some(t) = self.rig.probe.as_ref().and_then(|p| p.last_attach_time()) {
+            // probe-rs halts every core while a session starts: this bounds the halt.
+            m.push(Measurement::info("probe_attach_time", ms(t), "ms"));
+        }
+        if let (Some(a), Some(b)) = (halts_before, self.rig.emulation_stats()) {
+            // On the emulated board the halts themselves are seen.
+            let halts = b.debug_halts.saturating_sub(a.debug_halts);
+            let halted = (b.debug_halted_ms - a.debug_halted_ms).max(0.0);
+            m.push(Measurement::info("probe_halts", halts as f64, "halts"));
+            m.push(Measurement::info("firmware_halted_by_probe", halted, "ms"));
+            if halts > 0 {
+                m.push(Measurement::info(
+                    "halt_per_attach",
+                    halted / halts as f64,
+                    "ms",
+                ));
             }
         }
         let mut r = StepResult::judged(m);

@@ -22,9 +22,11 @@
 //! here only catch a wedged USB stack: when one passes, the stuck call keeps the USB handle, the
 //! probe is marked lost and every later call says to replug it.
 //!
-//! The code is split in three: `selection` lists the probes and picks the bench's, `worker`
-//! runs the bounded calls, and this file is the [`DebugProbe`] driver itself.
+//! The code is split in four: `selection` lists the probes and picks the bench's, `worker`
+//! runs the bounded calls, `one_core` describes one core of a dual-core chip for when the
+//! other's port does not answer, and this file is the [`DebugProbe`] driver itself.
 
+mod one_core;
 mod selection;
 mod worker;
 
@@ -47,6 +49,7 @@ use ::probe_rs::{
     architecture::arm::{
         sequences::DefaultArmSequence, ArmDebugInterface, FullyQualifiedApAddress,
     },
+    config::Registry,
     flashing::{self, DownloadOptions, ElfLoader, ElfOptions, FlashProgress},
     probe::{DebugProbeError, DebugProbeSelector, Probe, ProbeCreationError},
     MemoryInterface, Permissions, Session,
@@ -64,6 +67,28 @@ pub fn core_index(core: CoreSelect) -> usize {
         CoreSelect::Cm7 => 0,
         CoreSelect::Cm4 => 1,
     }
+}
+
+/// probe-rs's name of a core of the STM32H755 (`STM32H7_Series.yaml`).
+fn core_name(core: CoreSelect) -> &'static str {
+    match core {
+        CoreSelect::Cm7 => "cm7",
+        CoreSelect::Cm4 => "cm4",
+    }
+}
+
+/// Whether an attach failed on the access port of the core the rig did not ask for.
+fn fault_on_other_core(e: &::probe_rs::Error, core: CoreSelect) -> bool {
+    use ::probe_rs::architecture::arm::{ApAddress, ArmError};
+    let other = match core {
+        CoreSelect::Cm7 => stm32h755::debug::CM4_ACCESS_PORT,
+        CoreSelect::Cm4 => stm32h755::debug::CM7_ACCESS_PORT,
+    };
+    matches!(
+        e,
+        ::probe_rs::Error::Arm(ArmError::AccessPort { address, .. })
+            if *address.ap() == ApAddress::V1(other)
+    )
 }
 
 /// An error and its sources, one line.
@@ -132,6 +157,8 @@ pub struct ProbeRsProbe {
     pub notice: Option<String>,
     link: Link,
     source: Source,
+    /// How long the last successful attach took.
+    last_attach: Option<Duration>,
 }
 
 impl ProbeRsProbe {
@@ -153,6 +180,7 @@ impl ProbeRsProbe {
             notice: None,
             link: Link::Idle,
             source: Source::Usb,
+            last_attach: None,
         }
     }
 
@@ -345,6 +373,8 @@ impl ProbeRsProbe {
             Some(_) => None,
             None => Some(self.opener()?),
         };
+        // A second attempt, on this core alone, needs a probe of its own.
+        let reopen = self.opener()?;
         let chip = self.chip.clone();
         let index = core_index(core);
         let what = format!(
@@ -352,33 +382,66 @@ impl ProbeRsProbe {
             if under_reset { " under reset" } else { "" }
         );
         let timeout = ATTACH_CALL_TIMEOUT.max(self.attach_timeout);
-        let result = bounded(timeout, move || -> Result<Session, ::probe_rs::Error> {
-            let probe = match (held, open) {
-                (Some(p), _) => p,
-                (None, Some(open)) => open()?,
-                (None, None) => return Err(::probe_rs::Error::Other("no probe to open".into())),
-            };
-            let mut session = if under_reset {
-                let probe = enable_halting_debug(probe)?;
-                probe.attach_under_reset(chip.as_str(), Permissions::default())?
-            } else {
-                probe.attach(chip.as_str(), Permissions::default())?
-            };
-            let cores = session.target().cores.len();
-            if index >= cores {
-                return Err(::probe_rs::Error::CoreNotFound(index));
-            }
-            {
-                let mut c = session.core(index)?;
+        let started = std::time::Instant::now();
+        let result = bounded(
+            timeout,
+            move || -> Result<(Session, usize), ::probe_rs::Error> {
+                let probe = match (held, open) {
+                    (Some(p), _) => p,
+                    (None, Some(open)) => open()?,
+                    (None, None) => {
+                        return Err(::probe_rs::Error::Other("no probe to open".into()))
+                    }
+                };
+                let attach = |probe: Probe, registry: Option<&Registry>, name: &str| {
+                    let permissions = Permissions::default();
+                    match (under_reset, registry) {
+                        (true, None) => {
+                            enable_halting_debug(probe)?.attach_under_reset(name, permissions)
+                        }
+                        (true, Some(r)) => enable_halting_debug(probe)?
+                            .attach_under_reset_with_registry(name, permissions, r),
+                        (false, None) => probe.attach(name, permissions),
+                        (false, Some(r)) => probe.attach_with_registry(name, permissions, r),
+                    }
+                };
                 if under_reset {
-                    // probe-rs set reset catch: the core must stop at its reset vector.
-                    c.wait_for_core_halted(HALT_TIMEOUT)?;
+                    // Under reset, the wanted core alone (see `one_core`): the other core's port
+                    // may not answer once NRST is released, and a failed attempt would let the
+                    // caught core run.
+                    let (registry, one) = one_core::one_core_registry(&chip, core_name(core))
+                        .map_err(::probe_rs::Error::Other)?;
+                    drop(reopen);
+                    let mut session = attach(probe, Some(&registry), &one)?;
+                    session.core(0)?.wait_for_core_halted(HALT_TIMEOUT)?;
+                    return Ok((session, 0));
                 }
-            }
-            Ok(session)
-        });
+                let (session, index) = match attach(probe, None, &chip) {
+                    Ok(s) => (s, index),
+                    // probe-rs starts every core of the chip; the other core's port does not
+                    // answer (its boot disabled): this core alone (under reset: held from NRST
+                    // again, the reset catch keeps the firmware from running).
+                    Err(first) if fault_on_other_core(&first, core) => {
+                        let (registry, one) = one_core::one_core_registry(&chip, core_name(core))
+                            .map_err(::probe_rs::Error::Other)?;
+                        let s = attach(reopen()?, Some(&registry), &one)?;
+                        tracing::warn!(
+                        "{chip}: attached to {one} only: the other core's access port does not answer ({})",
+                        chain(&first)
+                    );
+                        (s, 0)
+                    }
+                    Err(e) => return Err(e),
+                };
+                if index >= session.target().cores.len() {
+                    return Err(::probe_rs::Error::CoreNotFound(index));
+                }
+                Ok((session, index))
+            },
+        );
         match result {
-            Ok(Ok(session)) => {
+            Ok(Ok((session, index))) => {
+                self.last_attach = Some(started.elapsed());
                 self.link = Link::Attached {
                     session: Box::new(session),
                     core,
@@ -723,6 +786,10 @@ impl DebugProbe for ProbeRsProbe {
 
     fn describe(&self) -> String {
         format!("probe-rs {} (chip {})", self.name(), self.chip)
+    }
+
+    fn last_attach_time(&self) -> Option<Duration> {
+        self.last_attach
     }
 
     fn target_voltage(&mut self) -> Result<Option<f32>, ProbeError> {
