@@ -98,17 +98,24 @@ fn every_shipped_scenario_passes_through_the_real_probe_rs_driver() {
         rig.instruments
     );
     assert!(!probe.contains("simulated ST-LINK"), "{probe}");
-    // Power-off is confirmed by the probe's target-voltage reading.
+    // Power-off is confirmed by the probe's target-voltage reading, and the check says how
+    // long the probe's attaches halted the firmware.
     let power_loss = &result.report.scenarios[3];
     let check = &power_loss.steps[0];
-    assert!(
+    let value = |name: &str| {
         check
             .measurements
             .iter()
-            .any(|m| m.name == "off_command_to_target_below_0v8"),
-        "{:?}",
-        check.measurements
-    );
+            .find(|m| m.name == name)
+            .map(|m| m.value)
+            .unwrap_or_else(|| panic!("no {name} in {:?}", check.measurements))
+    };
+    assert!(value("off_command_to_target_below_0v8") < 100.0);
+    assert!(value("probe_attach_time") > 0.0);
+    assert!(value("probe_halts") >= 1.0);
+    let per_attach = value("halt_per_attach");
+    println!("the firmware halted {per_attach:.3} ms per probe-rs halt");
+    assert!(per_attach > 0.0 && value("firmware_halted_by_probe") > 0.0);
 }
 
 /// The expect_supply failure after the LDO ELF's power cycle, on `rig`.
@@ -430,4 +437,131 @@ fn attach_under_reset_works_with_either_core_boot_disabled() {
         assert_eq!(optsr & stm32h755::flash::OPTSR_BCM4 != 0, bcm4);
         probe.detach();
     }
+}
+
+fn probe_config() -> bench_config::ProbeConfig {
+    bench_config::RigConfig::load(&repo("rig-config/emulated-probe-rs.toml"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .probe
+}
+
+/// The rig's driver on a probe `open` makes.
+fn driver_with(
+    open: impl Fn() -> Result<probe_rs::probe::Probe, probe_rs::Error> + Send + Sync + 'static,
+) -> rig_instruments::drivers::probe_rs::ProbeRsProbe {
+    rig_instruments::drivers::probe_rs::ProbeRsProbe::in_process(
+        &probe_config(),
+        "test probe",
+        std::sync::Arc::new(open),
+    )
+}
+
+#[test]
+fn the_driver_reports_an_unpowered_board_a_missing_attach_and_an_unknown_chip() {
+    use rig_instruments::{CoreSelect, DebugProbe, ProbeError};
+    let _g = common::bench_lock();
+    let (bench, mut probe) = bench_with(true, true);
+    // Not attached: reads say so.
+    assert!(matches!(
+        probe.read_u32(0x2000_0000),
+        Err(ProbeError::NotAttached { .. })
+    ));
+    // No supply: the attach fails, and the probe measures 0 V.
+    let started = std::time::Instant::now();
+    let e = probe
+        .attach(CoreSelect::Cm7)
+        .expect_err("no power, no attach");
+    println!("unpowered: {e} ({:?})", started.elapsed());
+    assert_eq!(probe.target_voltage().expect("voltage"), Some(0.0));
+    // Powered: NRST held and released through the probe, a reset, a write and a read back.
+    bench.shared.set_power(true);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    probe.hold_reset(true).expect("NRST low");
+    let held = bench
+        .shared
+        .board()
+        .target
+        .emulation()
+        .expect("emulated")
+        .state;
+    assert!(held.contains("held in reset"), "{held}");
+    probe.hold_reset(false).expect("NRST released");
+    probe.attach(CoreSelect::Cm7).expect("attach");
+    assert!(probe.last_attach_time().is_some());
+    probe.write_u32(0x2400_0100, 0x1234_5678).expect("write");
+    assert_eq!(probe.read_u32(0x2400_0100).expect("read"), 0x1234_5678);
+    let mut words = [0u8; 8];
+    probe
+        .read_memory(0x0800_0000, &mut words)
+        .expect("read flash");
+    assert_ne!(words, [0xFF; 8], "the vector table is there");
+    probe.reset().expect("reset");
+    probe.detach();
+    // An unknown chip name is an error that names probe.chip.
+    let mut config = probe_config();
+    config.chip = "NOSUCHCHIP".into();
+    let shared = bench.shared.clone();
+    let mut unknown = rig_instruments::drivers::probe_rs::ProbeRsProbe::in_process(
+        &config,
+        "test probe",
+        std::sync::Arc::new(move || {
+            Ok(rig_sim::swd_probe::SwdProbe::probe(
+                shared.clone(),
+                Default::default(),
+            ))
+        }),
+    );
+    let e = unknown
+        .attach(CoreSelect::Cm7)
+        .expect_err("unknown chip")
+        .to_string();
+    assert!(e.contains("probe.chip"), "{e}");
+    // Dropping the driver while it holds NRST lets go of it.
+    probe.hold_reset(true).expect("NRST low");
+    drop(probe);
+    let after = bench
+        .shared
+        .board()
+        .target
+        .emulation()
+        .expect("emulated")
+        .state;
+    assert!(!after.contains("held in reset"), "{after}");
+}
+
+#[test]
+fn a_probe_that_hangs_panics_or_is_gone_gives_a_bounded_error() {
+    use rig_instruments::{CoreSelect, DebugProbe, ProbeError};
+    // Gone from USB: target_voltage says so (a NUCLEO's ST-LINK powered with the board).
+    let mut gone = driver_with(|| {
+        Err(probe_rs::Error::Probe(
+            probe_rs::probe::DebugProbeError::ProbeCouldNotBeCreated(
+                probe_rs::probe::ProbeCreationError::NotFound,
+            ),
+        ))
+    });
+    assert!(matches!(
+        gone.target_voltage(),
+        Err(ProbeError::Gone { .. })
+    ));
+    let e = gone.attach(CoreSelect::Cm7).expect_err("gone").to_string();
+    assert!(e.contains("no longer on USB"), "{e}");
+    // A panic inside probe-rs is an error, not a crash.
+    let mut panics = driver_with(|| panic!("probe-rs bug"));
+    let e = panics.hold_reset(true).expect_err("panicked").to_string();
+    assert!(e.contains("panicked"), "{e}");
+    // A call that hangs is cut off at its bound; the probe is unusable afterwards.
+    let mut hangs = driver_with(|| {
+        std::thread::sleep(std::time::Duration::from_secs(8));
+        Err(probe_rs::Error::Other("late".into()))
+    });
+    let started = std::time::Instant::now();
+    let e = hangs.hold_reset(true).expect_err("hangs").to_string();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(7),
+        "bounded"
+    );
+    assert!(e.contains("did not finish within"), "{e}");
+    let e = hangs.attach(CoreSelect::Cm7).expect_err("lost").to_string();
+    assert!(e.contains("unusable since"), "{e}");
 }

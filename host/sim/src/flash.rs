@@ -78,14 +78,6 @@ impl FlashModel {
         &self.bytes
     }
 
-    /// Flips one bit at bus offset `offset` behind the controller's back (a retention fault,
-    /// for tests that verification notices it).
-    pub fn flip_bit(&mut self, offset: u32, bit: u8) -> Result<(), FlashError> {
-        let i = self.index(offset, 1)?;
-        self.bytes[i] ^= 1 << (bit & 7);
-        Ok(())
-    }
-
     /// Cut the power after `n` more bytes have been programmed (erases count as one byte).
     pub fn cut_power_after(&mut self, n: Option<usize>) {
         self.cut_after_bytes = n;

@@ -46,9 +46,7 @@ use std::{
 };
 
 use ::probe_rs::{
-    architecture::arm::{
-        sequences::DefaultArmSequence, ArmDebugInterface, FullyQualifiedApAddress,
-    },
+    architecture::arm::{sequences::DefaultArmSequence, FullyQualifiedApAddress},
     config::Registry,
     flashing::{self, DownloadOptions, ElfLoader, ElfOptions, FlashProgress},
     probe::{DebugProbeError, DebugProbeSelector, Probe, ProbeCreationError},
@@ -57,7 +55,7 @@ use ::probe_rs::{
 
 use crate::{CoreSelect, DebugProbe, ProbeError};
 use bench_config::ProbeConfig;
-use selection::{list_with_selectors, usb_opener};
+use selection::usb_opener;
 use worker::{bounded, Unfinished};
 
 /// probe-rs core index of a core of the STM32H755 (`STM32H7_Series.yaml`: core 0 = cm7 on
@@ -130,14 +128,6 @@ enum Link {
         core: CoreSelect,
         index: usize,
     },
-    /// No session could start, but an access port answers: memory access through it only
-    /// (the Cortex-M4's AP 3 on an H755 whose Cortex-M7 boot is disabled, where probe-rs's
-    /// session start fails on the M7's port).
-    RawAp {
-        interface: Box<dyn ArmDebugInterface>,
-        ap: u8,
-        core: CoreSelect,
-    },
     /// A call overran its bound and still owns the USB handle.
     Lost { what: String },
 }
@@ -162,13 +152,6 @@ pub struct ProbeRsProbe {
 }
 
 impl ProbeRsProbe {
-    /// Finds the configured probe on USB (see the module docs); does not open it yet.
-    pub fn open(config: &ProbeConfig) -> Result<Self, ProbeRsError> {
-        let mut probe = Self::deferred(config);
-        probe.locate()?;
-        Ok(probe)
-    }
-
     /// A probe looked up on USB only at its first use.
     pub fn deferred(config: &ProbeConfig) -> Self {
         Self {
@@ -194,48 +177,6 @@ impl ProbeRsProbe {
             open,
         };
         probe
-    }
-
-    /// [`open`](Self::open), but a probe that is not on USB yet (one the bench's power switch
-    /// powers, before power-on) is looked up again at its first use.
-    pub fn open_or_defer(config: &ProbeConfig) -> Result<Self, ProbeRsError> {
-        match Self::open(config) {
-            Err(ProbeRsError::Select(
-                e @ (SelectError::NoneFound { .. } | SelectError::SerialNotFound { .. }),
-            )) => {
-                tracing::warn!("{e}\n(looking again when the rig first attaches)");
-                Ok(Self::deferred(config))
-            }
-            other => other,
-        }
-    }
-
-    /// Lists the probes on USB and picks this bench's (every connect does: after a power cycle
-    /// the ST-LINK is a new USB device).
-    fn locate(&mut self) -> Result<DebugProbeSelector, ProbeRsError> {
-        let listed = list_with_selectors()?;
-        let found: Vec<FoundProbe> = listed.iter().map(|(p, _)| p.clone()).collect();
-        let selection = select_probe(&found, self.serial.as_deref()).map_err(|e| match e {
-            SelectError::NoneFound { .. } => SelectError::NoneFound {
-                usb_visible: usb_visible(),
-            },
-            e => e,
-        })?;
-        let (probe, selector) = listed[selection.index()].clone();
-        if let Selection::OnlyOne(_) = selection {
-            if self.notice.is_none() {
-                let n = only_one_notice(&probe);
-                tracing::warn!("{n}");
-                self.notice = Some(n);
-            }
-        }
-        self.found = Some((probe, selector.clone()));
-        Ok(selector)
-    }
-
-    /// The probe as last found on USB.
-    pub fn found(&self) -> Option<&FoundProbe> {
-        self.found.as_ref().map(|(p, _)| p)
     }
 
     pub fn chip(&self) -> &str {
@@ -341,12 +282,6 @@ impl ProbeRsProbe {
                     tracing::warn!("{e}");
                 }
             }
-            Link::RawAp { interface, .. } => {
-                if let Err(u) = bounded(DETACH_TIMEOUT, move || drop(interface)) {
-                    let e = self.unfinished("closing the access port", DETACH_TIMEOUT, u);
-                    tracing::warn!("{e}");
-                }
-            }
             // A probe held with NRST low stays held: dropping it would let go of NRST.
             other => self.link = other,
         }
@@ -449,99 +384,9 @@ impl ProbeRsProbe {
                 };
                 Ok(())
             }
-            Ok(Err(e)) if core == CoreSelect::Cm4 => match self.connect_raw_ap(core) {
-                Ok(()) => {
-                    tracing::warn!(
-                        probe = %self.name(),
-                        "{what}: {}; reading the Cortex-M4's bus through access port {} directly",
-                        chain(&e),
-                        stm32h755::debug::CM4_ACCESS_PORT
-                    );
-                    Ok(())
-                }
-                Err(_) => Err(self.target_error(&what, core, &e)),
-            },
             Ok(Err(e)) => Err(self.target_error(&what, core, &e)),
             Err(u) => Err(self.unfinished(&what, timeout, u)),
         }
-    }
-
-    /// Opens the core's access port without a probe-rs session (memory access only).
-    fn connect_raw_ap(&mut self, core: CoreSelect) -> Result<(), ProbeError> {
-        let open = self.opener()?;
-        let ap = match core {
-            CoreSelect::Cm7 => stm32h755::debug::CM7_ACCESS_PORT,
-            CoreSelect::Cm4 => stm32h755::debug::CM4_ACCESS_PORT,
-        };
-        let what = format!("opening access port {ap}");
-        let result = bounded(
-            ATTACH_CALL_TIMEOUT,
-            move || -> Result<Box<dyn ArmDebugInterface>, String> {
-                let mut probe = open().map_err(|e| chain(&e))?;
-                probe.attach_to_unspecified().map_err(|e| chain(&e))?;
-                let mut interface = probe
-                    .try_into_arm_debug_interface(DefaultArmSequence::create())
-                    .map_err(|(_, e)| chain(&e))?;
-                // The port must answer: read its core's DHCSR.
-                interface
-                    .memory_interface(&FullyQualifiedApAddress::v1_with_default_dp(ap))
-                    .and_then(|mut m| m.read_word_32(0xE000_EDF0))
-                    .map_err(|e| chain(&e))?;
-                Ok(interface)
-            },
-        );
-        match result {
-            Ok(Ok(interface)) => {
-                self.link = Link::RawAp {
-                    interface,
-                    ap,
-                    core,
-                };
-                Ok(())
-            }
-            Ok(Err(reason)) => Err(self.other(format!("{what}: {reason}"))),
-            Err(u) => Err(self.unfinished(&what, ATTACH_CALL_TIMEOUT, u)),
-        }
-    }
-
-    /// Runs `f` on the open access port (raw mode) within `timeout`.
-    fn with_raw_ap<R: Send + 'static>(
-        &mut self,
-        what: &str,
-        f: impl FnOnce(
-                &mut dyn ::probe_rs::architecture::arm::memory::ArmMemoryInterface,
-            ) -> Result<R, ::probe_rs::architecture::arm::ArmError>
-            + Send
-            + 'static,
-    ) -> Option<Result<R, ProbeError>> {
-        let Link::RawAp { .. } = &self.link else {
-            return None;
-        };
-        let Link::RawAp {
-            mut interface,
-            ap,
-            core,
-        } = std::mem::replace(&mut self.link, Link::Idle)
-        else {
-            return None;
-        };
-        let r = bounded(ACCESS_TIMEOUT, move || {
-            let r = interface
-                .memory_interface(&FullyQualifiedApAddress::v1_with_default_dp(ap))
-                .and_then(|mut m| f(&mut *m));
-            (interface, r)
-        });
-        Some(match r {
-            Ok((interface, r)) => {
-                self.link = Link::RawAp {
-                    interface,
-                    ap,
-                    core,
-                };
-                r.map_err(|e| self.other(format!("{what} through access port {ap}: {}", chain(&e))))
-            }
-            Err(u) => Err(self.unfinished(what, ACCESS_TIMEOUT, u)),
-        })
     }
 
     /// Runs `f` on the attached session within `timeout`; `f` gets the core index.
@@ -583,7 +428,7 @@ impl ProbeRsProbe {
 
     fn attached_core(&self) -> Option<CoreSelect> {
         match &self.link {
-            Link::Attached { core, .. } | Link::RawAp { core, .. } => Some(*core),
+            Link::Attached { core, .. } => Some(*core),
             _ => None,
         }
     }
@@ -692,11 +537,6 @@ impl DebugProbe for ProbeRsProbe {
     }
 
     fn read_u32(&mut self, address: u32) -> Result<u32, ProbeError> {
-        if let Some(r) =
-            self.with_raw_ap("a memory read", move |m| m.read_word_32(u64::from(address)))
-        {
-            return r;
-        }
         let r = self.with_session("a memory read", ACCESS_TIMEOUT, move |s, i| {
             s.core(i)?.read_word_32(u64::from(address))
         })?;
@@ -705,14 +545,7 @@ impl DebugProbe for ProbeRsProbe {
 
     fn read_memory(&mut self, address: u32, buf: &mut [u8]) -> Result<(), ProbeError> {
         let len = buf.len();
-        if let Some(r) = self.with_raw_ap("a memory read", move |m| {
-            let mut data = vec![0u8; len];
-            m.read(u64::from(address), &mut data)?;
-            Ok(data)
-        }) {
-            buf.copy_from_slice(&r?);
-            return Ok(());
-        }
+
         let r = self.with_session("a memory read", ACCESS_TIMEOUT, move |s, i| {
             let mut data = vec![0u8; len];
             s.core(i)?.read(u64::from(address), &mut data)?;
@@ -724,12 +557,6 @@ impl DebugProbe for ProbeRsProbe {
     }
 
     fn write_u32(&mut self, address: u32, value: u32) -> Result<(), ProbeError> {
-        if let Some(r) = self.with_raw_ap("a memory write", move |m| {
-            m.write_word_32(u64::from(address), value)?;
-            m.flush()
-        }) {
-            return r;
-        }
         let r = self.with_session("a memory write", ACCESS_TIMEOUT, move |s, i| {
             let mut core = s.core(i)?;
             core.write_word_32(u64::from(address), value)?;

@@ -208,6 +208,58 @@ pub fn usb_visible() -> bool {
     !cfg!(target_os = "linux") || Path::new("/sys/bus/usb/devices").is_dir()
 }
 
+/// The bench's probe on USB: found by `probe.serial` (see the module docs of `probe_rs`).
+impl super::ProbeRsProbe {
+    /// Finds the configured probe on USB (see the module docs); does not open it yet.
+    pub fn open(config: &bench_config::ProbeConfig) -> Result<Self, ProbeRsError> {
+        let mut probe = Self::deferred(config);
+        probe.locate()?;
+        Ok(probe)
+    }
+
+    /// [`open`](Self::open), but a probe that is not on USB yet (one the bench's power switch
+    /// powers, before power-on) is looked up again at its first use.
+    pub fn open_or_defer(config: &bench_config::ProbeConfig) -> Result<Self, ProbeRsError> {
+        match Self::open(config) {
+            Err(ProbeRsError::Select(
+                e @ (SelectError::NoneFound { .. } | SelectError::SerialNotFound { .. }),
+            )) => {
+                tracing::warn!("{e}\n(looking again when the rig first attaches)");
+                Ok(Self::deferred(config))
+            }
+            other => other,
+        }
+    }
+
+    /// Lists the probes on USB and picks this bench's (every connect does: after a power cycle
+    /// the ST-LINK is a new USB device).
+    pub(super) fn locate(&mut self) -> Result<DebugProbeSelector, ProbeRsError> {
+        let listed = list_with_selectors()?;
+        let found: Vec<FoundProbe> = listed.iter().map(|(p, _)| p.clone()).collect();
+        let selection = select_probe(&found, self.serial.as_deref()).map_err(|e| match e {
+            SelectError::NoneFound { .. } => SelectError::NoneFound {
+                usb_visible: usb_visible(),
+            },
+            e => e,
+        })?;
+        let (probe, selector) = listed[selection.index()].clone();
+        if let Selection::OnlyOne(_) = selection {
+            if self.notice.is_none() {
+                let n = only_one_notice(&probe);
+                tracing::warn!("{n}");
+                self.notice = Some(n);
+            }
+        }
+        self.found = Some((probe, selector.clone()));
+        Ok(selector)
+    }
+
+    /// The probe as last found on USB.
+    pub fn found(&self) -> Option<&FoundProbe> {
+        self.found.as_ref().map(|(p, _)| p)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
