@@ -216,26 +216,28 @@ fn recover_on(
     lines
 }
 
-#[test]
-fn recover_erase_flash_brings_a_locked_board_back_through_probe_rs() {
+/// The probe-rs rig with the LDO build in flash at power-on (the chip locks up and answers
+/// nothing), and `edits`; recovered with `rig recover --erase --flash <good ELF>`.
+fn recover_locked_board(edits: &[(&str, &str)]) -> Vec<String> {
     let good = elf(DIRECT_SMPS_ELF);
     let ldo = elf(LDO_ELF);
-    // The LDO build is in flash at power-on: the chip locks up and answers nothing.
-    let (_dir, rig) = probe_rs_variant(
-        "rig-config/emulated-ldo.toml",
-        &[(
-            "preloaded_elf = \"",
-            &format!("preloaded_elf = \"{}\"\n# was: \"", ldo.display()),
-        )],
-    );
-    let lines = recover_on(
+    let preload = format!("preloaded_elf = \"{}\"\n# was: \"", ldo.display());
+    let mut all = vec![("preloaded_elf = \"", preload.as_str())];
+    all.extend_from_slice(edits);
+    let (_dir, rig) = probe_rs_variant("rig-config/emulated-ldo.toml", &all);
+    recover_on(
         &rig,
         &rig_verify::power_loss::recovery::RecoverOptions {
             erase: true,
             flash: Some(rig_verify::power_loss::recovery::FlashImage::Elf(good)),
             restore_boot: false,
         },
-    );
+    )
+}
+
+#[test]
+fn recover_erase_flash_brings_a_locked_board_back_through_probe_rs() {
+    let lines = recover_locked_board(&[]);
     assert!(
         lines.iter().any(|l| l.starts_with("ok mass erase")),
         "{lines:#?}"
@@ -274,29 +276,11 @@ fn recover_restores_the_cortex_m7_boot_through_access_port_3() {
 
 #[test]
 fn nrst_stays_held_until_the_board_has_power_so_a_slow_supply_cannot_let_the_firmware_latch() {
-    let good = elf(DIRECT_SMPS_ELF);
-    let ldo = elf(LDO_ELF);
-    // The LDO build is in flash; the supply takes 150 ms to come up, longer than settle_ms: the
-    // first attach under reset finds no VDD. If NRST is let go then, the firmware runs once
-    // VDD arrives and latches LDO (a lock-up that no later attempt gets past).
-    let (_dir, rig) = probe_rs_variant(
-        "rig-config/emulated-ldo.toml",
-        &[
-            (
-                "preloaded_elf = \"",
-                &format!("preloaded_elf = \"{}\"\n# was: \"", ldo.display()),
-            ),
-            ("settle_ms = 20 ", "settle_ms = 20\nsupply_rise_ms = 150 "),
-        ],
-    );
-    let lines = recover_on(
-        &rig,
-        &rig_verify::power_loss::recovery::RecoverOptions {
-            erase: true,
-            flash: Some(rig_verify::power_loss::recovery::FlashImage::Elf(good)),
-            restore_boot: false,
-        },
-    );
+    // The supply takes 150 ms to come up, longer than settle_ms: the first attach under reset
+    // finds no VDD. If NRST is let go then, the firmware runs once VDD arrives and latches LDO
+    // (a lock-up that no later attempt gets past).
+    let lines =
+        recover_locked_board(&[("settle_ms = 20 ", "settle_ms = 20\nsupply_rise_ms = 150 ")]);
     assert!(
         lines
             .iter()

@@ -118,29 +118,32 @@ fn arm_error(ack: DapAck) -> ArmError {
     }
 }
 
-impl RawDapAccess for SwdProbe {
-    fn raw_read_register(&mut self, address: RegisterAddress) -> Result<u32, ArmError> {
+impl SwdProbe {
+    /// One transfer on the wire: a read (`value` None) or a write. An unpowered target gives
+    /// no ACK.
+    fn transfer(&mut self, address: RegisterAddress, value: Option<u32>) -> Result<u32, ArmError> {
         self.charge();
         let now = self.shared.now_us();
         let mut b = self.shared.board();
         if !b.powered {
             return Err(arm_error(DapAck::NoAck));
         }
-        b.target
-            .dap_read(port_of(address), address.lsb(), now)
-            .map_err(arm_error)
+        let (port, addr) = (port_of(address), address.lsb());
+        match value {
+            None => b.target.dap_read(port, addr, now),
+            Some(v) => b.target.dap_write(port, addr, v, now).map(|()| 0),
+        }
+        .map_err(arm_error)
+    }
+}
+
+impl RawDapAccess for SwdProbe {
+    fn raw_read_register(&mut self, address: RegisterAddress) -> Result<u32, ArmError> {
+        self.transfer(address, None)
     }
 
     fn raw_write_register(&mut self, address: RegisterAddress, value: u32) -> Result<(), ArmError> {
-        self.charge();
-        let now = self.shared.now_us();
-        let mut b = self.shared.board();
-        if !b.powered {
-            return Err(arm_error(DapAck::NoAck));
-        }
-        b.target
-            .dap_write(port_of(address), address.lsb(), value, now)
-            .map_err(arm_error)
+        self.transfer(address, Some(value)).map(|_| ())
     }
 
     fn jtag_sequence(&mut self, _cycles: u8, _tms: bool, _tdi: u64) -> Result<(), DebugProbeError> {

@@ -114,6 +114,18 @@ impl DebugPort {
         Ok(())
     }
 
+    /// An AP access needs the debug power domain up.
+    fn ap_powered(&mut self) -> Result<(), DapAck> {
+        if self.powered_up() {
+            return Ok(());
+        }
+        Err(self.ap_fault(BusFault {
+            ap: self.ap_select().0,
+            address: 0,
+            reason: "AP access before the debug power-up (CDBGPWRUPREQ)".into(),
+        }))
+    }
+
     fn ap_fault(&mut self, fault: BusFault) -> DapAck {
         self.ctrl |= STICKYERR;
         self.ctrl &= !READOK;
@@ -145,13 +157,7 @@ impl DebugPort {
                 _ => 0,
             }),
             DapPort::Ap => {
-                if !self.powered_up() {
-                    return Err(self.ap_fault(BusFault {
-                        ap: self.ap_select().0,
-                        address: 0,
-                        reason: "AP access before the debug power-up (CDBGPWRUPREQ)".into(),
-                    }));
-                }
+                self.ap_powered()?;
                 let (ap, bank) = self.ap_select();
                 let Some(mem_ap) = self.aps.get_mut(usize::from(ap)) else {
                     // No AP there: IDR reads as zero, which ends a debugger's AP scan.
@@ -217,13 +223,7 @@ impl DebugPort {
                 _ => {}
             },
             DapPort::Ap => {
-                if !self.powered_up() {
-                    return Err(self.ap_fault(BusFault {
-                        ap: self.ap_select().0,
-                        address: 0,
-                        reason: "AP access before the debug power-up (CDBGPWRUPREQ)".into(),
-                    }));
-                }
+                self.ap_powered()?;
                 let (ap, bank) = self.ap_select();
                 if let Some(mem_ap) = self.aps.get_mut(usize::from(ap)) {
                     if let Err(f) = mem_ap.write(bank | addr, value, bus) {

@@ -55,7 +55,6 @@ use ::probe_rs::{
 
 use crate::{CoreSelect, DebugProbe, ProbeError};
 use bench_config::ProbeConfig;
-use selection::usb_opener;
 use worker::{bounded, Unfinished};
 
 /// probe-rs core index of a core of the STM32H755 (`STM32H7_Series.yaml`: core 0 = cm7 on
@@ -179,24 +178,10 @@ impl ProbeRsProbe {
         probe
     }
 
-    pub fn chip(&self) -> &str {
-        &self.chip
-    }
-
     fn name(&self) -> String {
-        if let Source::InProcess { name, .. } = &self.source {
-            return name.clone();
-        }
-        match (&self.found, &self.serial) {
-            (Some((p, _)), _) => format!(
-                "{} {:04x}:{:04x} serial {}",
-                p.name,
-                p.vendor_id,
-                p.product_id,
-                p.serial.as_deref().unwrap_or("(none)")
-            ),
-            (None, Some(s)) => format!("serial {s} (not seen on USB yet)"),
-            (None, None) => "(no serial configured, not seen on USB yet)".into(),
+        match &self.source {
+            Source::InProcess { name, .. } => name.clone(),
+            Source::Usb => self.usb_name(),
         }
     }
 
@@ -213,8 +198,7 @@ impl ProbeRsProbe {
                 Ok(probe)
             }));
         }
-        let selector = self.locate().map_err(|e| self.other(e.to_string()))?;
-        Ok(Box::new(usb_opener(selector, self.speed_khz)))
+        self.usb_opener()
     }
 
     fn other(&self, reason: impl Into<String>) -> ProbeError {
@@ -630,13 +614,7 @@ impl DebugProbe for ProbeRsProbe {
             Some(_) => None,
             None => {
                 if let Source::Usb = self.source {
-                    // Not on USB any more: the probe went with the board's power.
-                    if let Err(e) = self.locate() {
-                        return Err(ProbeError::Gone {
-                            probe: self.name(),
-                            reason: e.to_string(),
-                        });
-                    }
+                    self.still_on_usb()?;
                 }
                 Some(self.opener()?)
             }

@@ -254,6 +254,37 @@ impl super::ProbeRsProbe {
         Ok(selector)
     }
 
+    /// The probe's name as found on USB (or as configured, before it was).
+    pub(super) fn usb_name(&self) -> String {
+        match (&self.found, &self.serial) {
+            (Some((p, _)), _) => format!(
+                "{} {:04x}:{:04x} serial {}",
+                p.name,
+                p.vendor_id,
+                p.product_id,
+                p.serial.as_deref().unwrap_or("(none)")
+            ),
+            (None, Some(s)) => format!("serial {s} (not seen on USB yet)"),
+            (None, None) => "(no serial configured, not seen on USB yet)".into(),
+        }
+    }
+
+    /// Opens the probe picked on USB now.
+    pub(super) fn usb_opener(&mut self) -> Result<super::Opener, crate::ProbeError> {
+        let selector = self.locate().map_err(|e| self.other(e.to_string()))?;
+        Ok(Box::new(usb_opener(selector, self.speed_khz)))
+    }
+
+    /// Whether the probe is still on USB: one powered with the board leaves it at a power cut.
+    pub(super) fn still_on_usb(&mut self) -> Result<(), crate::ProbeError> {
+        self.locate()
+            .map(|_| ())
+            .map_err(|e| crate::ProbeError::Gone {
+                probe: self.usb_name(),
+                reason: e.to_string(),
+            })
+    }
+
     /// The probe as last found on USB.
     pub fn found(&self) -> Option<&FoundProbe> {
         self.found.as_ref().map(|(p, _)| p)
