@@ -8,7 +8,7 @@ use stm32h755::flash::{FLASH_OPTSR_CUR, OPTSR_BCM7};
 
 pub const SUPPLY_RECOVERY: &str = "Recovery (ST's procedure for a supply lock-up, automated by `rig recover --erase`): 1) hold NRST (or boot with BOOT0 high into the system bootloader) while applying power, and connect under reset (hardware reset mode); 2) mass-erase the flash; 3) power-cycle once more, because the bootloader or earlier firmware may have latched PWR_CR3; 4) fix the supply choice in the firmware (Direct SMPS on a NUCLEO-H755ZI-Q: embassy `config.rcc.supply_config = SupplyConfig::DirectSMPS`, gauge-logic `FIRMWARE_SUPPLY`) and flash it again.";
 
-pub const M7_BOOT_RECOVERY: &str = "Recovery: attach through access port 3 (Cortex-M4), set BCM7 in the option bytes (FLASH_OPTSR_PRG bit 23) with STM32CubeProgrammer or a probe script, and power-cycle; keep both cores' boot enabled during development.";
+pub const M7_BOOT_RECOVERY: &str = "Recovery: `rig recover --restore-boot` sets BCM7 in the option bytes (FLASH_OPTSR_PRG bit 23) through access port 3 (Cortex-M4) and power-cycles (or use STM32CubeProgrammer); keep both cores' boot enabled during development.";
 
 /// What the rig knows when it explains a failure.
 pub struct Context {
