@@ -122,7 +122,13 @@ pub fn doctor(config: &RigConfig, opts: DoctorOptions) -> Vec<Row> {
             "simulated bench",
             "(in process)",
             format!(
-                "board model ({} wiring) and instrument simulators on pseudo-terminals started",
+                "{} ({} wiring) and instrument simulators on pseudo-terminals started",
+                // The bench starts the emulated board only for probe-rs (see BenchResources).
+                if config.probe.backend == ProbeBackend::ProbeRs {
+                    "emulated board running the ELF"
+                } else {
+                    "board model"
+                },
                 config.wiring.name()
             ),
         ));
