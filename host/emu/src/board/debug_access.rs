@@ -373,8 +373,12 @@ impl ApBus for BoardBus<'_> {
                     debug.write(aligned, value, view)
                 };
                 let enabled = self.debug.cm7.debug_enabled();
+                let breakpoints = self.debug.cm7.breakpoints();
                 if let Some(cpu) = self.running() {
                     cpu.debug.enabled = enabled;
+                    if let Err(e) = cpu.set_breakpoints(&breakpoints) {
+                        self.board.fault(e);
+                    }
                 }
                 match request {
                     Some(Some(r)) => {

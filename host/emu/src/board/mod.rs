@@ -271,6 +271,10 @@ impl EmulatedBoard {
         match Cpu::new(soc, self.symbols()) {
             Ok(mut core) => {
                 core.debug.enabled = self.debug.cm7.debug_enabled();
+                if let Err(e) = core.set_breakpoints(&self.debug.cm7.breakpoints()) {
+                    // The firmware runs on without them; say why a debugger saw no halt.
+                    self.last_stop = Some(e);
+                }
                 // Reset catch (DEMCR.VC_CORERESET): debug state at the reset vector, before the
                 // first instruction.
                 let halt = self.debug.cm7.catches_reset().then_some(DFSR_VCATCH);

@@ -212,6 +212,35 @@ impl Cpu {
 }
 
 impl Cpu {
+    /// Makes the enabled FPB comparators' addresses the places the core halts at (before the
+    /// instruction there executes, DFSR.BKPT).
+    pub fn set_breakpoints(&mut self, addresses: &[u32]) -> Result<(), String> {
+        let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(&mut self.breakpoints)
+            .into_iter()
+            .partition(|(a, _)| addresses.contains(a));
+        for (_, hook) in drop {
+            self.uc_mut()
+                .remove_hook(hook)
+                .map_err(|e| format!("removing a breakpoint: {e:?}"))?;
+        }
+        self.breakpoints = keep;
+        for &a in addresses {
+            if self.breakpoints.iter().any(|(b, _)| *b == a) {
+                continue;
+            }
+            let hook = self
+                .uc_mut()
+                .add_code_hook(u64::from(a), u64::from(a), move |uc, _, _| {
+                    // Over whatever else wants this instruction (a WFE hook): debug state first.
+                    uc.get_data_mut().halt = Some(Halt::Breakpoint { pc: a });
+                    let _ = uc.emu_stop();
+                })
+                .map_err(|e| format!("a breakpoint at {a:#010x}: {e:?}"))?;
+            self.breakpoints.push((a, hook));
+        }
+        Ok(())
+    }
+
     /// Sleeping in WFI/WFE (DHCSR.S_SLEEP).
     pub fn sleeping(&self) -> bool {
         matches!(self.sleep, Some(super::Sleep::Wfe | super::Sleep::Wfi))

@@ -129,6 +129,10 @@ enum Halt {
     PollWait {
         until: u64,
     },
+    /// An FPB comparator matched the instruction at `pc` (before it executes).
+    Breakpoint {
+        pc: u32,
+    },
 }
 
 /// An exception being handled.
@@ -282,6 +286,8 @@ pub struct Cpu {
     pub exception_counts: std::collections::BTreeMap<u32, u64>,
     /// Halted in debug state, locked up, what a debugger enabled.
     pub debug: DebugState,
+    /// FPB breakpoints: address and the code hook that stops there.
+    breakpoints: Vec<(u32, unicorn_engine::UcHookId)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -364,6 +370,7 @@ impl Cpu {
                         lockup: boot.err(),
                         ..DebugState::default()
                     },
+                    breakpoints: Vec::new(),
                 })
             }
             Err(e) => Err((e, Box::new(soc))),
@@ -750,6 +757,10 @@ impl Cpu {
                     self.sleep = Some(Sleep::Spin { pc });
                 }
                 (Some(Halt::PollWait { until }), _) => self.sleep = Some(Sleep::Poll { until }),
+                (Some(Halt::Breakpoint { pc }), _) => {
+                    self.pc = pc;
+                    self.debug_halt(stm32h755::debug::armv7m::DFSR_BKPT);
+                }
                 (Some(Halt::ExceptionReturn { value }), _) => {
                     if let Err(e) = self.exception_return(value) {
                         return SliceEnd::Fault(e);
