@@ -136,6 +136,16 @@ fn empty_flash() -> FlashModel {
     FlashModel::new(BANK2_OFFSETS.start..BANK2_OFFSETS.start)
 }
 
+/// The option bytes as `p` holds them: what OPTSTART programmed becomes the board's and
+/// survives power cycles.
+fn option_bytes_in(p: &Peripherals) -> OptionBytes {
+    OptionBytes {
+        optsr: p.peek(stm32h755::flash::FLASH_OPTSR_CUR),
+        boot7: p.peek(stm32h755::flash::FLASH_BOOT7_CURR) & 0xFFFF,
+        boot4: p.peek(stm32h755::flash::FLASH_BOOT4_CURR) & 0xFFFF,
+    }
+}
+
 /// Bank 1 with its program/erase counters at zero, so a core's changes can be told apart.
 fn counted_from_now(mut bank1: FlashModel) -> FlashModel {
     bank1.bytes_written = 0;
@@ -223,11 +233,7 @@ impl EmulatedBoard {
             if let Some(bits) = core.soc().periph.latched_supply_bits() {
                 self.latched = Some(bits);
             }
-            let periph = core.soc().periph.clone();
-            self.commit_option_bytes(&periph);
-            let State::Running(core) = &mut self.state else {
-                return;
-            };
+            self.option_bytes = option_bytes_in(&core.soc().periph);
             self.bank2 = std::mem::replace(&mut core.soc_mut().bank2.flash, empty_flash());
             self.bank1 = std::mem::replace(&mut core.soc_mut().bank1.flash, empty_flash());
             add_stats(&mut self.finished, &core.stats);
@@ -478,16 +484,9 @@ impl EmulatedBoard {
         }
         let mut p = self.idle.take().unwrap_or_else(|| self.reset_peripherals());
         p.write(address, 4, value, DEBUGGER_SITE);
-        self.commit_option_bytes(&p);
+        self.option_bytes = option_bytes_in(&p);
         self.idle = Some(p);
         Ok(())
-    }
-
-    /// Option bytes programmed (OPTSTART) become the board's: they survive power cycles.
-    fn commit_option_bytes(&mut self, p: &Peripherals) {
-        self.option_bytes.optsr = p.peek(stm32h755::flash::FLASH_OPTSR_CUR);
-        self.option_bytes.boot7 = p.peek(stm32h755::flash::FLASH_BOOT7_CURR) & 0xFFFF;
-        self.option_bytes.boot4 = p.peek(stm32h755::flash::FLASH_BOOT4_CURR) & 0xFFFF;
     }
 }
 

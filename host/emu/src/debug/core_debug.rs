@@ -40,11 +40,9 @@ pub enum Fpb {
 }
 
 impl Fpb {
+    /// Comparators: the M7's 8 instruction ones, the M4's 6 instruction + 2 literal ones.
     fn comparators(self) -> usize {
-        match self {
-            Self::V2Cm7 => 8,
-            Self::V1Cm4 => 8,
-        }
+        8
     }
 
     fn ctrl_id(self) -> u32 {
