@@ -185,7 +185,7 @@ async fn main(_spawner: Spawner) {
     let mut failsafe_led = Output::new(p.PB14, Level::High, Speed::Low);
 
     let mut uart_config = usart::Config::default();
-    uart_config.baudrate = 115_200; // 8N1 is the default framing
+    uart_config.baudrate = gauge_logic::telemetry::BAUD; // 8N1 is the default framing
     let uart = UartTx::new(p.USART3, p.PD8, p.DMA1_CH0, Irqs, uart_config)
         .expect("115200 baud is reachable from the 100 MHz APB1 clock");
 

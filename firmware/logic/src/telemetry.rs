@@ -9,6 +9,9 @@
 //!
 //! Unknown `key=value` fields are ignored by the parser so the format can grow.
 
+/// The status line's UART rate (USART3, 8N1): what the board sends at and a host must set.
+pub const BAUD: u32 = 115_200;
+
 use core::fmt;
 
 use crate::{gauge::Source, MilliCelsius};

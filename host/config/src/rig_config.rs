@@ -27,6 +27,8 @@ struct RawRig {
     probe: ProbeConfig,
     #[serde(default)]
     expect: ExpectConfig,
+    #[serde(default)]
+    usb: Option<UsbConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -257,6 +259,39 @@ pub enum AnalyzerKind {
     Sump,
 }
 
+/// What a bench's power switch feeds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PowerTopology {
+    /// The target's supply alone (E5V/VIN or a lab supply): the ST-LINK stays powered.
+    #[default]
+    Target,
+    /// The NUCLEO's ST-LINK USB port (CN1): cutting it removes the probe and the VCP from USB
+    /// with the target; both come back after the ST-LINK boots and enumerates.
+    StlinkUsb,
+}
+
+/// Simulated bench only: its instruments served as USB devices over USB/IP (`rig sim --usbip`).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsbConfig {
+    /// The emulated ST-LINK's serial number (24 hex digits, as ST's are).
+    #[serde(default = "default_stlink_serial")]
+    pub stlink_serial: String,
+    /// Time from power-on to the ST-LINK on USB (its boot and enumeration), with
+    /// `power.topology = "stlink-usb"`.
+    #[serde(default = "default_stlink_enumeration_ms")]
+    pub stlink_enumeration_ms: u64,
+}
+
+fn default_stlink_serial() -> String {
+    "0030003A3433510237363934".into()
+}
+
+fn default_stlink_enumeration_ms() -> u64 {
+    1000
+}
+
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PowerConfig {
@@ -273,6 +308,10 @@ pub struct PowerConfig {
     /// Wait after power-on before talking to the board.
     #[serde(default = "default_settle_ms")]
     pub settle_ms: u64,
+    /// What the switch powers: only the target (the ST-LINK stays on USB) or the whole NUCLEO
+    /// through the ST-LINK's USB port CN1 (probe, virtual COM port and target go dark together).
+    #[serde(default)]
+    pub topology: PowerTopology,
     /// Simulated bench only: how long the simulated supply takes from the on-command to a
     /// valid VDD (a lab supply's soft start); 0: at once.
     #[serde(default)]
@@ -656,6 +695,8 @@ pub struct RigConfig {
     pub telemetry: TelemetryConfig,
     pub probe: ProbeConfig,
     pub expect: ExpectConfig,
+    /// Simulated bench only: serve it over USB/IP.
+    pub usb: Option<UsbConfig>,
     /// The board ELF, resolved against the config file's folder.
     pub firmware_elf: Option<std::path::PathBuf>,
     /// `kind = "elf"`: the ELF in flash when the bench starts, resolved like `firmware_elf`.
@@ -732,6 +773,16 @@ impl RigConfig {
             ));
         }
         check_probe(&file, &raw.probe, simulated, raw.firmware.kind)?;
+        if let Some(usb) = &raw.usb {
+            if !simulated {
+                return Err(file.error_at(None, "[usb] serves a simulated bench over USB/IP: it needs board.backend = \"simulated\" (on a real bench the devices are on USB already)"));
+            }
+            if usb.stlink_serial.len() < 24
+                || !usb.stlink_serial.chars().all(|c| c.is_ascii_hexdigit())
+            {
+                return Err(file.error_at(None, format!("usb.stlink_serial = {:?}: give 24 hex digits, as an ST-LINK's serial number has (probe-rs re-encodes shorter ones)", usb.stlink_serial)));
+            }
+        }
         Ok(Self {
             path: path.display().to_string(),
             name: raw.name,
@@ -749,6 +800,7 @@ impl RigConfig {
             telemetry: raw.telemetry,
             probe: raw.probe,
             expect: raw.expect,
+            usb: raw.usb,
             firmware_elf: raw
                 .firmware
                 .elf

@@ -75,6 +75,11 @@ enum Command {
         /// Rig config [default: $GAUGE_RIG, else rig-config/sim.toml]
         #[arg(long)]
         rig: Option<PathBuf>,
+        /// Also serve the bench's instruments as USB devices over USB/IP on this address
+        /// (e.g. 0.0.0.0:3240): the ST-LINK V3, the CANable, the SUMP analyzer and the LCUS-1's
+        /// CH340, for a Linux host to attach with vhci-hcd (`usbip attach`)
+        #[arg(long, value_name = "ADDRESS")]
+        usbip: Option<String>,
     },
     /// List serial ports (USB vendor:product, serial, manufacturer, /dev/serial/by-id names)
     /// and debug probes (serial numbers), to help write a rig config. Needs nothing attached.
@@ -197,7 +202,9 @@ fn main() -> ExitCode {
             };
             commands::soak::cli(&rig, cycles, check, &reports)
         }
-        Command::Sim { rig } => commands::sim::cli(&rig.unwrap_or_else(default_rig_config)),
+        Command::Sim { rig, usbip } => {
+            commands::sim::cli(&rig.unwrap_or_else(default_rig_config), usbip.as_deref())
+        }
         Command::List => commands::list::cli(),
         Command::Doctor { rig, no_power } => commands::doctor::cli(
             &rig.unwrap_or_else(default_rig_config),

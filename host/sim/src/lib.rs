@@ -16,6 +16,7 @@ pub mod slcan_adapter;
 pub mod socketcan_bridge;
 pub mod sump_analyzer;
 pub mod swd_probe;
+pub mod swd_wire;
 pub mod target;
 
 pub use bench::{SimulatedBench, SimulatedBenchConfig};

@@ -3,20 +3,10 @@
 //! SW-DP, so that unmodified probe-rs - its ARM debug interface, its STM32H7 sequences, its
 //! flash loader - drives the emulated board through the rig's real `ProbeRsProbe` driver.
 //!
-//! What the wire does is modelled where it matters to a bench run: NRST (probe-rs's
-//! `swj_pins`), the line reset (`swj_sequence`), the target voltage the probe measures
-//! (0 V when the bench has cut the board's power), and the time each transfer takes on the
-//! wire at the probe's SWD clock (46 clock cycles per transfer plus 8 idle: 13.5 us at 4 MHz),
-//! charged as real time so that a halt lasts as long as the transfers that make it. The USB
-//! latency of a real probe's command batching is not modelled.
+//! The wire (NRST, line reset, target voltage, transfer time) is [`SwdWire`]. The USB latency
+//! of a real probe's command batching is not modelled.
 
-use std::{
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use probe_rs::{
     architecture::arm::{
@@ -27,40 +17,20 @@ use probe_rs::{
     CoreStatus,
 };
 
+pub use crate::swd_wire::{SwdCounters, SwdWire, DEFAULT_SPEED_KHZ};
 use crate::{
     shared::Shared,
     target::{DapAck, DapPort},
 };
 
-/// The SWD clock when none is configured (kHz), an ST-LINK V3's default.
-pub const DEFAULT_SPEED_KHZ: u32 = 4_000;
-/// Clock cycles of one SWD transfer: 8 request, 1 turnaround, 3 ack, 1 turnaround, 32 data +
-/// parity, then 8 idle cycles probe-rs asks for.
-const CYCLES_PER_TRANSFER: u64 = 46 + 8;
-/// The wire time owed is slept off in steps of this much.
-const SLEEP_STEP: Duration = Duration::from_micros(500);
-
-/// Counters an attach or a download can be measured by.
-#[derive(Debug, Default)]
-pub struct SwdCounters {
-    pub transfers: AtomicU64,
-    pub wire_ns: AtomicU64,
-}
-
 pub struct SwdProbe {
-    shared: Arc<Shared>,
-    speed_khz: u32,
-    counters: Arc<SwdCounters>,
-    /// Wire time not slept yet.
-    owed: Duration,
-    /// The probe drives NRST low.
-    nrst_held: bool,
+    wire: SwdWire,
 }
 
 impl std::fmt::Debug for SwdProbe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SwdProbe")
-            .field("speed_khz", &self.speed_khz)
+            .field("speed_khz", &self.wire.speed_khz)
             .finish()
     }
 }
@@ -71,11 +41,7 @@ pub const SWD_PROBE_NAME: &str = "in-process SWD probe (emulated board)";
 impl SwdProbe {
     pub fn new(shared: Arc<Shared>, counters: Arc<SwdCounters>) -> Self {
         Self {
-            shared,
-            speed_khz: DEFAULT_SPEED_KHZ,
-            counters,
-            owed: Duration::ZERO,
-            nrst_held: false,
+            wire: SwdWire::new(shared, counters),
         }
     }
 
@@ -84,22 +50,8 @@ impl SwdProbe {
         Probe::from_specific_probe(Box::new(Self::new(shared, counters)))
     }
 
-    fn charge(&mut self) {
-        let ns = CYCLES_PER_TRANSFER * 1_000_000 / u64::from(self.speed_khz.max(1));
-        self.counters.transfers.fetch_add(1, Ordering::Relaxed);
-        self.counters.wire_ns.fetch_add(ns, Ordering::Relaxed);
-        self.owed += Duration::from_nanos(ns);
-        if self.owed >= SLEEP_STEP {
-            let start = Instant::now();
-            std::thread::sleep(self.owed);
-            self.owed = self.owed.saturating_sub(start.elapsed());
-        }
-    }
-
     fn set_nrst(&mut self, held: bool) {
-        self.nrst_held = held;
-        let now = self.shared.now_us();
-        self.shared.board().target.set_reset_held(held, now);
+        self.wire.set_nrst(held);
     }
 }
 
@@ -122,18 +74,9 @@ impl SwdProbe {
     /// One transfer on the wire: a read (`value` None) or a write. An unpowered target gives
     /// no ACK.
     fn transfer(&mut self, address: RegisterAddress, value: Option<u32>) -> Result<u32, ArmError> {
-        self.charge();
-        let now = self.shared.now_us();
-        let mut b = self.shared.board();
-        if !b.powered {
-            return Err(arm_error(DapAck::NoAck));
-        }
-        let (port, addr) = (port_of(address), address.lsb());
-        match value {
-            None => b.target.dap_read(port, addr, now),
-            Some(v) => b.target.dap_write(port, addr, v, now).map(|()| 0),
-        }
-        .map_err(arm_error)
+        self.wire
+            .transfer(port_of(address), address.lsb(), value)
+            .map_err(arm_error)
     }
 }
 
@@ -163,10 +106,7 @@ impl RawDapAccess for SwdProbe {
             }
         }
         if reset {
-            let mut b = self.shared.board();
-            if b.powered {
-                b.target.swd_line_reset();
-            }
+            self.wire.line_reset();
         }
         Ok(())
     }
@@ -182,7 +122,7 @@ impl RawDapAccess for SwdProbe {
             self.set_nrst(pin_out & NRESET == 0);
         }
         // Read back: only the probe drives NRST (the board has a pull-up).
-        Ok(if self.nrst_held { 0 } else { NRESET })
+        Ok(if self.wire.nrst_held() { 0 } else { NRESET })
     }
 
     fn into_probe(self: Box<Self>) -> Box<dyn DebugProbe> {
@@ -200,14 +140,14 @@ impl DebugProbe for SwdProbe {
     }
 
     fn speed_khz(&self) -> u32 {
-        self.speed_khz
+        self.wire.speed_khz
     }
 
     fn set_speed(&mut self, speed_khz: u32) -> Result<u32, DebugProbeError> {
         if speed_khz == 0 {
             return Err(DebugProbeError::UnsupportedSpeed(speed_khz));
         }
-        self.speed_khz = speed_khz;
+        self.wire.speed_khz = speed_khz;
         Ok(speed_khz)
     }
 
@@ -268,22 +208,8 @@ impl DebugProbe for SwdProbe {
 
     fn get_target_voltage(&mut self) -> Result<Option<f32>, DebugProbeError> {
         // The probe has its own supply: it measures the board's VDD.
-        Ok(Some(if self.shared.board().powered {
-            3.3
-        } else {
-            0.0
-        }))
+        Ok(Some(self.wire.target_volts()))
     }
 }
 
 impl DapProbe for SwdProbe {}
-
-impl Drop for SwdProbe {
-    /// A probe that is closed stops driving its pins: NRST goes back up (as an ST-LINK does
-    /// when it leaves debug mode, and any probe when its USB handle is closed).
-    fn drop(&mut self) {
-        if self.nrst_held {
-            self.set_nrst(false);
-        }
-    }
-}

@@ -1,6 +1,9 @@
 //! LCUS-1 USB relay (CH340 serial, 9600 8N1): `A0 <channel> <state> <checksum>`.
 //! The relay does not answer, so the only check is that the bytes went out.
 
+/// The relay MCU's UART behind the CH340 (9600 8N1).
+pub const BAUD: u32 = 9600;
+
 use serialport::SerialPort;
 
 use super::serial::{self, io_error};
@@ -26,7 +29,7 @@ pub struct LcusRelay {
 impl LcusRelay {
     pub fn open(path: &str, channel: u8) -> InstrumentResult<Self> {
         Ok(Self {
-            port: serial::open(path, 9600)?,
+            port: serial::open(path, BAUD)?,
             device: path.to_string(),
             channel,
         })

@@ -50,6 +50,16 @@ impl SimSession {
         self.bench.shared.board().powered
     }
 
+    /// The bench's shared state and its simulators' pseudo-terminals (to serve them over USB).
+    pub fn bench_parts(
+        &self,
+    ) -> (
+        std::sync::Arc<rig_sim::shared::Shared>,
+        &rig_sim::bench::SimulatedPorts,
+    ) {
+        (self.bench.shared.clone(), &self.bench.ports)
+    }
+
     /// The emulated board's speed (`firmware.kind = "elf"`).
     pub fn emulation(&self) -> Option<EmulationStats> {
         self.bench.shared.board().target.emulation()

@@ -17,8 +17,9 @@ use std::{
     time::Duration,
 };
 
-use bench_config::{CanAdapterKind, FirmwareKind, RigConfig};
+use bench_config::{CanAdapterKind, FirmwareKind, PowerTopology, RigConfig};
 use rig_instruments::drivers;
+use rig_usb::bench::{Topology, UsbBench, UsbBenchConfig};
 
 pub use crate::assembly::standalone::{start, SimCommandError, SimSession};
 use crate::assembly::BenchPorts;
@@ -85,10 +86,67 @@ pub fn instructions(config: &RigConfig, ports: &BenchPorts) -> String {
     )
 }
 
+/// The bench's USB/IP server for `rig sim --usbip`, from the rig config's `[usb]` section.
+fn serve_usb(session: &SimSession, listen: &str) -> Result<UsbBench, SimCommandError> {
+    let usb = session
+        .config
+        .usb
+        .clone()
+        .unwrap_or_else(|| bench_config::UsbConfig {
+            stlink_serial: "0030003A3433510237363934".into(),
+            stlink_enumeration_ms: 1000,
+        });
+    let config = UsbBenchConfig {
+        listen: listen.to_string(),
+        stlink_serial: usb.stlink_serial,
+        topology: match session.config.power.topology {
+            PowerTopology::Target => Topology::TargetOnly,
+            PowerTopology::StlinkUsb => Topology::ThroughStlink,
+        },
+        stlink_enumeration: Duration::from_millis(usb.stlink_enumeration_ms),
+        relay_baud: drivers::lcus::BAUD,
+        telemetry_baud: gauge_logic::telemetry::BAUD,
+    };
+    let (shared, ports) = session.bench_parts();
+    UsbBench::start(shared, ports, &config).map_err(SimCommandError::Bench)
+}
+
+/// What `rig sim --usbip` prints about its USB devices.
+fn usb_instructions(usb: &UsbBench) -> String {
+    let mut text = format!(
+        "USB devices over USB/IP on {} (attach: usbip attach -r HOST -b BUSID):\n",
+        usb.address()
+    );
+    for d in &usb.devices {
+        let id = &d.identity;
+        text += &format!(
+            "  {busid:5} {vid:04x}:{pid:04x} {name}, serial {serial}: {by_id}\n",
+            busid = d.busid,
+            vid = id.vendor_id,
+            pid = id.product_id,
+            name = d.name,
+            serial = id.serial.as_deref().unwrap_or("(none)"),
+            by_id = d.by_id,
+        );
+    }
+    text
+}
+
 /// Runs the bench of `path` until `stop` is set, reporting power changes on `out`.
-pub fn run(path: &Path, stop: &AtomicBool, out: &mut dyn Write) -> Result<(), SimCommandError> {
+pub fn run(
+    path: &Path,
+    usbip: Option<&str>,
+    stop: &AtomicBool,
+    out: &mut dyn Write,
+) -> Result<(), SimCommandError> {
     let session = start(path)?;
-    let text = instructions(&session.config, session.ports());
+    let usb = usbip
+        .map(|listen| serve_usb(&session, listen))
+        .transpose()?;
+    let mut text = instructions(&session.config, session.ports());
+    if let Some(usb) = &usb {
+        text += &usb_instructions(usb);
+    }
     // Output is best effort: a closed stdout must not stop the bench.
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
@@ -120,6 +178,10 @@ pub fn run(path: &Path, stop: &AtomicBool, out: &mut dyn Write) -> Result<(), Si
             s.state
         );
     }
+    if let Some(usb) = usb {
+        let s = usb.stlink_stats();
+        let _ = writeln!(out, "ST-LINK: {} commands, {} boots", s.commands, s.reboots);
+    }
     drop(session);
     let _ = writeln!(out, "rig sim: stopped");
     let _ = out.flush();
@@ -127,14 +189,14 @@ pub fn run(path: &Path, stop: &AtomicBool, out: &mut dyn Write) -> Result<(), Si
 }
 
 /// `rig sim` for the CLI: 0 after Ctrl-C, 2 when the bench could not start.
-pub fn cli(path: &Path) -> ExitCode {
+pub fn cli(path: &Path, usbip: Option<&str>) -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
         eprintln!("error: cannot catch Ctrl-C ({e}); `rig sim` would never stop cleanly");
         return ExitCode::from(2);
     }
-    match run(path, &stop, &mut std::io::stdout()) {
+    match run(path, usbip, &stop, &mut std::io::stdout()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

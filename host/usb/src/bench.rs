@@ -1,0 +1,277 @@
+//! The simulated bench's instruments as the USB devices a NUCLEO bench has, served over
+//! USB/IP: the ST-LINK V3 (debug + VCP on the board's USART3), a CANable (slcan, CDC-ACM), a
+//! SUMP analyzer (CDC-ACM) and the LCUS-1 relay's CH340. With the board powered through the
+//! ST-LINK's USB port, the ST-LINK leaves USB at every power cut and comes back the
+//! enumeration delay after power returns.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use rig_sim::{bench::SimulatedPorts, shared::Shared, swd_wire::SwdCounters};
+
+use crate::{
+    device::{descriptors, Identity, UsbDevice},
+    functions::{
+        cdc_acm::{CdcAcm, CdcAcmDevice},
+        ch340::{self, Ch340},
+        serial_bridge::{SerialBridge, Uart},
+        stlink::{StlinkStats, StlinkV3, VCP_INTERFACE},
+    },
+    usbip::{wire::Speed, Plug, RunningServer, UsbIpServer},
+};
+
+/// What the bench's switch powers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Topology {
+    /// The target's supply only: the ST-LINK stays on USB.
+    TargetOnly,
+    /// The NUCLEO through the ST-LINK's USB port (CN1).
+    ThroughStlink,
+}
+
+#[derive(Clone, Debug)]
+pub struct UsbBenchConfig {
+    /// Where the USB/IP server listens (`0.0.0.0:3240`; a QEMU guest with user networking
+    /// reaches the host's loopback at 10.0.2.2).
+    pub listen: String,
+    pub stlink_serial: String,
+    pub topology: Topology,
+    /// Power-on to the ST-LINK back on USB (its boot and enumeration).
+    pub stlink_enumeration: Duration,
+    /// The relay MCU's UART behind the CH340 (the LCUS-1: 9600 8N1).
+    pub relay_baud: u32,
+    /// The board's telemetry UART (USART3) behind the ST-LINK's VCP.
+    pub telemetry_baud: u32,
+}
+
+/// One exported device as `rig list` on the guest should show it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ExportedDevice {
+    pub name: &'static str,
+    pub busid: String,
+    pub identity: Identity,
+    /// The `/dev/serial/by-id` name of its serial port.
+    pub by_id: String,
+}
+
+pub struct UsbBench {
+    server: RunningServer,
+    pub devices: Vec<ExportedDevice>,
+    stlink: Arc<StlinkV3>,
+    stlink_plug: Plug,
+    stop: Arc<AtomicBool>,
+    watcher: Option<JoinHandle<()>>,
+}
+
+/// The CANable with the slcan firmware (canable.io; its USB strings as udev names them).
+pub fn canable_identity() -> Identity {
+    Identity {
+        vendor_id: 0x16D0,
+        product_id: 0x117E,
+        bcd_device: 0x0200,
+        manufacturer: Some("Protofusion Labs".into()),
+        product: "CANable 1205aa6 https://github.com/normaldotcom/cantact-fw".into(),
+        serial: Some("001500174E50430520303838".into()),
+    }
+}
+
+/// A SUMP analyzer on native USB CDC. No one product: pid.codes' test PID, strings of ours.
+pub fn sump_identity() -> Identity {
+    Identity {
+        vendor_id: 0x1209,
+        product_id: 0x0001,
+        bcd_device: 0x0100,
+        manufacturer: Some("SUMP".into()),
+        product: "logic analyzer".into(),
+        serial: Some("RIG0001".into()),
+    }
+}
+
+/// The LCUS-1's CH340: no manufacturer string and no serial number.
+pub fn ch340_identity() -> Identity {
+    Identity {
+        vendor_id: 0x1A86,
+        product_id: 0x7523,
+        bcd_device: 0x0263,
+        manufacturer: None,
+        product: "USB Serial".into(),
+        serial: None,
+    }
+}
+
+fn cdc_device(identity: Identity, bridge: SerialBridge, speed: Speed) -> UsbDevice {
+    let bulk = if speed == Speed::High { 512 } else { 64 };
+    let function = CdcAcm::new(0, (0x81, 0x02, 0x82), bridge);
+    UsbDevice {
+        identity,
+        speed,
+        class: (0xEF, 0x02, 0x01),
+        configuration: descriptors::Configuration::new(100).cdc_acm(0x81, 0x02, 0x82, bulk, 0),
+        extra_strings: Vec::new(),
+        function: Arc::new(CdcAcmDevice(function)),
+    }
+}
+
+fn ch340_device(bridge: SerialBridge) -> UsbDevice {
+    let configuration = descriptors::Configuration::new(98).interface(
+        (0xFF, 0x01, 0x02),
+        0,
+        &[
+            (ch340::BULK_IN, descriptors::BULK, 32, 0),
+            (ch340::BULK_OUT, descriptors::BULK, 32, 0),
+            (ch340::INTERRUPT_IN, descriptors::INTERRUPT, 8, 1),
+        ],
+    );
+    UsbDevice {
+        identity: ch340_identity(),
+        speed: Speed::Full,
+        class: (0xFF, 0x00, 0x00),
+        configuration,
+        extra_strings: Vec::new(),
+        function: Arc::new(Ch340::new(bridge)),
+    }
+}
+
+impl UsbBench {
+    /// Serves the bench whose state is `shared` and whose simulators are on `ports`.
+    pub fn start(
+        shared: Arc<Shared>,
+        ports: &SimulatedPorts,
+        config: &UsbBenchConfig,
+    ) -> std::io::Result<Self> {
+        let mut server = UsbIpServer::new();
+        let mut devices = Vec::new();
+        let vcp = SerialBridge::open(
+            "stlink-vcp",
+            &ports.telemetry,
+            Some(Uart {
+                baud: config.telemetry_baud,
+            }),
+        )?;
+        let (stlink_device, stlink) = StlinkV3::device(
+            shared.clone(),
+            Arc::new(SwdCounters::default()),
+            &config.stlink_serial,
+            vcp,
+        );
+        let stlink_identity = stlink_device.identity.clone();
+        let powered = shared.board().powered;
+        let stlink_plug = server.add(
+            stlink_device,
+            config.topology == Topology::TargetOnly || powered,
+        );
+        devices.push(ExportedDevice {
+            name: "ST-LINK V3 (probe + VCP)",
+            busid: stlink_plug.busid().to_string(),
+            by_id: stlink_identity.by_id(VCP_INTERFACE, None),
+            identity: stlink_identity,
+        });
+        let serial_devices = [
+            ("CANable (slcan)", canable_identity(), &ports.slcan, None),
+            ("SUMP analyzer", sump_identity(), &ports.sump, None),
+        ];
+        for (name, identity, pty, uart) in serial_devices {
+            let bridge = SerialBridge::open(name, pty, uart)?;
+            let by_id = identity.by_id(0, None);
+            let plug = server.add(cdc_device(identity.clone(), bridge, Speed::Full), true);
+            devices.push(ExportedDevice {
+                name,
+                busid: plug.busid().to_string(),
+                identity,
+                by_id,
+            });
+        }
+        let relay = SerialBridge::open(
+            "LCUS-1 relay",
+            &ports.relay,
+            Some(Uart {
+                baud: config.relay_baud,
+            }),
+        )?;
+        let plug = server.add(ch340_device(relay), true);
+        devices.push(ExportedDevice {
+            name: "LCUS-1 relay (CH340)",
+            busid: plug.busid().to_string(),
+            identity: ch340_identity(),
+            by_id: ch340_identity().by_id(0, Some(0)),
+        });
+        let server = server.start(&config.listen)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = match config.topology {
+            Topology::TargetOnly => None,
+            Topology::ThroughStlink => {
+                let (stop, plug, delay) =
+                    (stop.clone(), stlink_plug.clone(), config.stlink_enumeration);
+                Some(
+                    std::thread::Builder::new()
+                        .name("usb-power".into())
+                        .spawn(move || follow_power(&shared, &plug, delay, &stop))?,
+                )
+            }
+        };
+        Ok(Self {
+            server,
+            devices,
+            stlink,
+            stlink_plug,
+            stop,
+            watcher,
+        })
+    }
+
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.server.address()
+    }
+
+    pub fn stlink_stats(&self) -> StlinkStats {
+        self.stlink.stats()
+    }
+
+    pub fn stlink_on_usb(&self) -> bool {
+        self.stlink_plug.is_plugged()
+    }
+}
+
+impl Drop for UsbBench {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(w) = self.watcher.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// The ST-LINK powered from CN1: gone at once when the supply is cut, back `delay` after
+/// it returns (a cut during that time starts the wait over).
+fn follow_power(shared: &Shared, plug: &Plug, delay: Duration, stop: &AtomicBool) {
+    let mut on_since: Option<Instant> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let powered = {
+            let b = shared.board();
+            b.powered || b.rising_until.is_some()
+        };
+        match (powered, on_since) {
+            (false, _) => {
+                on_since = None;
+                if plug.is_plugged() {
+                    plug.set_plugged(false);
+                    tracing::info!("ST-LINK off USB (its supply was cut)");
+                }
+            }
+            (true, None) => on_since = Some(Instant::now()),
+            (true, Some(t)) => {
+                if !plug.is_plugged() && t.elapsed() >= delay {
+                    plug.set_plugged(true);
+                    tracing::info!("ST-LINK back on USB after {:?}", t.elapsed());
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}

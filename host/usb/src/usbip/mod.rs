@@ -1,0 +1,6 @@
+//! USB/IP: the protocol the kernel's vhci-hcd imports remote USB devices with.
+
+pub mod server;
+pub mod wire;
+
+pub use server::{DeviceCounters, Plug, RunningServer, UsbIpServer};
