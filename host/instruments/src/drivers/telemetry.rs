@@ -1,6 +1,14 @@
 //! The firmware's status lines on the ST-LINK virtual COM port.
+//!
+//! On a NUCLEO powered through the ST-LINK's USB port that port leaves USB at every power
+//! cut (reads fail with EIO, the device node goes) and comes back under the same by-id name
+//! once the ST-LINK has enumerated again; it is not there at all while the board starts
+//! unpowered. So the port is (re)opened by name whenever it is missing, until a read's timeout.
 
-use std::time::{Duration, Instant};
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use gauge_logic::telemetry::{ParseError, StatusLine};
 use serialport::SerialPort;
@@ -9,34 +17,90 @@ use super::serial::{self, read_some};
 use crate::{InstrumentError, InstrumentResult, TelemetryPort};
 
 pub struct SerialTelemetry {
-    port: Box<dyn SerialPort>,
+    port: Option<Box<dyn SerialPort>>,
+    baud: u32,
     device: String,
+    /// Why the port is closed (it vanished, or was not there yet), for a timeout's message.
+    absent: Option<String>,
     pending: Vec<u8>,
     /// Lines that did not parse, for diagnosis.
     pub rejected: Vec<(String, ParseError)>,
 }
 
 impl SerialTelemetry {
+    /// Opens the port; one that does not exist yet (a VCP whose board is off) is opened at
+    /// the first read.
     pub fn open(path: &str, baud: u32) -> InstrumentResult<Self> {
-        Ok(Self {
-            port: serial::open(path, baud)?,
+        let mut t = Self {
+            port: None,
+            baud,
             device: path.to_string(),
+            absent: None,
             pending: Vec::new(),
             rejected: Vec::new(),
-        })
+        };
+        match serial::open(path, baud) {
+            Ok(port) => t.port = Some(port),
+            Err(_) if !Path::new(path).exists() => {
+                t.absent = Some("not present when the rig started".into());
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(t)
+    }
+
+    /// The open port, reopened by name if it is missing; None while the device is absent.
+    fn port(&mut self) -> InstrumentResult<Option<&mut Box<dyn SerialPort>>> {
+        if self.port.is_none() {
+            if !Path::new(&self.device).exists() {
+                return Ok(None);
+            }
+            match serial::open(&self.device, self.baud) {
+                Ok(p) => {
+                    tracing::info!(device = %self.device, "telemetry port back, reopened");
+                    self.port = Some(p);
+                    self.absent = None;
+                }
+                // Just re-enumerated: udev may not have finished with the node yet.
+                Err(_) => return Ok(None),
+            }
+        }
+        Ok(self.port.as_mut())
+    }
+
+    /// Reads what is there; a read error means the device left (cdc_acm's EIO/ENODEV after
+    /// a disconnect): the port is closed and reopened when it is back.
+    fn read(&mut self, buf: &mut [u8]) -> InstrumentResult<usize> {
+        let device = self.device.clone();
+        let Some(port) = self.port()? else {
+            std::thread::sleep(REOPEN_POLL);
+            return Ok(0);
+        };
+        match read_some(port.as_mut(), buf, &device) {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                tracing::info!(%device, error = %e, "telemetry port gone");
+                self.port = None;
+                self.absent = Some(format!("vanished ({e})"));
+                Ok(0)
+            }
+        }
     }
 }
+
+/// How often a missing port is looked for.
+const REOPEN_POLL: Duration = Duration::from_millis(50);
 
 impl TelemetryPort for SerialTelemetry {
     fn next_status(&mut self, timeout: Duration) -> InstrumentResult<StatusLine> {
         // Only lines that start after this call: drop what is buffered and any partial line.
         let mut buf = [0u8; 1024];
-        while read_some(self.port.as_mut(), &mut buf, &self.device)? > 0 {}
+        while self.port.is_some() && self.read(&mut buf)? > 0 {}
         self.pending.clear();
         let mut synced = false;
         let deadline = Instant::now() + timeout;
         loop {
-            let n = read_some(self.port.as_mut(), &mut buf, &self.device)?;
+            let n = self.read(&mut buf)?;
             for &b in &buf[..n] {
                 if b == b'\n' {
                     let line = String::from_utf8_lossy(&self.pending).into_owned();
@@ -62,7 +126,12 @@ impl TelemetryPort for SerialTelemetry {
             if Instant::now() > deadline {
                 return Err(InstrumentError::Timeout {
                     device: self.device.clone(),
-                    what: "a telemetry status line".into(),
+                    what: match &self.absent {
+                        Some(why) => format!(
+                            "a telemetry status line (the port {why} and was not back in time)"
+                        ),
+                        None => "a telemetry status line".into(),
+                    },
                     timeout,
                 });
             }
@@ -71,5 +140,73 @@ impl TelemetryPort for SerialTelemetry {
 
     fn describe(&self) -> String {
         format!("telemetry port {}", self.device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use serialport::TTYPort;
+
+    use super::*;
+
+    fn line(up: u32) -> String {
+        format!("GAUGE/1 up={up} temp=90.0 src=bcast pw=1455 cr3=0x00000004 boots=7 fs=0\r\n")
+    }
+
+    /// A VCP that leaves (its pseudo-terminal hung up, its by-id link removed) and comes back
+    /// under the same name, as a NUCLEO's does across a power cut: the port is reopened.
+    #[test]
+    fn a_port_that_vanishes_is_reopened_when_it_is_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir
+            .path()
+            .join("usb-STMicroelectronics_STLINK-V3_TEST-if02");
+        let (mut first, first_slave) = TTYPort::pair().unwrap();
+        std::os::unix::fs::symlink(first_slave.name().unwrap(), &link).unwrap();
+        let mut telemetry = SerialTelemetry::open(link.to_str().unwrap(), 115_200).unwrap();
+        drop(first_slave);
+        let writer = {
+            let link = link.clone();
+            std::thread::spawn(move || {
+                for up in 0..5 {
+                    let _ = first.write_all(line(up).as_bytes());
+                    std::thread::sleep(Duration::from_millis(60));
+                }
+                // Gone: the master hangs up, udev removes the link; back 300 ms later.
+                drop(first);
+                std::fs::remove_file(&link).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+                let (mut second, second_slave) = TTYPort::pair().unwrap();
+                std::os::unix::fs::symlink(second_slave.name().unwrap(), &link).unwrap();
+                drop(second_slave);
+                for up in 1000..1040 {
+                    let _ = second.write_all(line(up).as_bytes());
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
+        let before = telemetry.next_status(Duration::from_secs(2)).unwrap();
+        assert!(before.uptime_ms < 1000);
+        std::thread::sleep(Duration::from_millis(400));
+        let after = telemetry
+            .next_status(Duration::from_secs(3))
+            .expect("a status line from the port that came back");
+        assert!(after.uptime_ms >= 1000, "line from the new port: {after:?}");
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_port_that_never_appears_times_out_saying_so() {
+        let mut telemetry =
+            SerialTelemetry::open("/dev/serial/by-id/no-such-vcp", 115_200).unwrap();
+        let e = telemetry
+            .next_status(Duration::from_millis(200))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("not present when the rig started"),
+            "{e}"
+        );
     }
 }

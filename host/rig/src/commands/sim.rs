@@ -156,9 +156,16 @@ pub fn run(
         let now = session.board_powered();
         if now != powered {
             powered = now;
+            let stlink = usb.as_ref().map_or(String::new(), |u| {
+                let s = u.stlink_stats();
+                format!(
+                    "; ST-LINK so far: {} commands, {:.0} ms busy, {} boots",
+                    s.commands, s.busy_ms, s.reboots
+                )
+            });
             let _ = writeln!(
                 out,
-                "board power {} (relay)",
+                "board power {} (relay){stlink}",
                 if now { "on" } else { "off" }
             );
             let _ = out.flush();

@@ -116,8 +116,8 @@ impl SerialBridge {
     pub fn set_host_baud(&self, baud: u32) {
         self.host_baud.store(baud, Ordering::Relaxed);
         if let Some(uart) = self.uart {
-            if !baud_matches(uart, baud) {
-                tracing::warn!(
+            if baud != 0 && !baud_matches(uart, baud) {
+                tracing::debug!(
                     "{}: host set {baud} baud, the UART behind it runs {} baud: bytes will be garbled",
                     self.name,
                     uart.baud

@@ -236,7 +236,10 @@ impl Runner<'_> {
             }
         }
 
-        // 6: the firmware works again.
+        // 6: the firmware works again. The needle gets its settle time from the first frame:
+        // the probe's work since power-on (seconds through an ST-LINK's USB round trips) is
+        // not the firmware's.
+        let frames_from = Instant::now();
         if let Err(e) = self.rig.ecu.set_temperature(
             p.celsius,
             TempSource::Broadcast,
@@ -244,7 +247,12 @@ impl Runner<'_> {
         ) {
             return StepResult::error(e);
         }
-        match self.settle(p.pulse_us, p.tolerance_us, on, on + p.settle_timeout) {
+        match self.settle(
+            p.pulse_us,
+            p.tolerance_us,
+            on,
+            frames_from + p.settle_timeout,
+        ) {
             Ok((mean, _, at)) => {
                 state.set_needle(mean);
                 m.push(Measurement::limited(

@@ -24,9 +24,45 @@ impl NorFlashError for ProbeFlashError {
     }
 }
 
+/// Reads go to the probe in blocks of this many bytes, each read once per readback:
+/// sequential-storage reads a record's header, then its data, a few bytes at a time, and
+/// through an ST-LINK every read is two USB round trips.
+pub const READ_BLOCK: u32 = 4096;
+
 pub struct ProbeFlash<'a> {
     pub probe: &'a mut dyn DebugProbe,
     pub last_error: Option<String>,
+    /// Blocks already read (offset of the block, its bytes), for this readback only.
+    blocks: Vec<(u32, Vec<u8>)>,
+    /// Reads sent to the probe.
+    pub probe_reads: usize,
+}
+
+impl<'a> ProbeFlash<'a> {
+    pub fn new(probe: &'a mut dyn DebugProbe) -> Self {
+        Self {
+            probe,
+            last_error: None,
+            blocks: Vec::new(),
+            probe_reads: 0,
+        }
+    }
+
+    fn block(&mut self, start: u32) -> Result<&[u8], ProbeFlashError> {
+        if let Some(i) = self.blocks.iter().position(|(s, _)| *s == start) {
+            return Ok(&self.blocks[i].1);
+        }
+        let mut bytes = vec![0u8; READ_BLOCK as usize];
+        self.probe_reads += 1;
+        self.probe
+            .read_memory(FLASH_BASE + start, &mut bytes)
+            .map_err(|e| {
+                self.last_error = Some(e.to_string());
+                ProbeFlashError::Read(e.to_string())
+            })?;
+        self.blocks.push((start, bytes));
+        Ok(&self.blocks[self.blocks.len() - 1].1)
+    }
 }
 
 impl ErrorType for ProbeFlash<'_> {
@@ -37,12 +73,17 @@ impl ReadNorFlash for ProbeFlash<'_> {
     const READ_SIZE: usize = 1;
 
     async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
-        self.probe
-            .read_memory(FLASH_BASE + offset, bytes)
-            .map_err(|e| {
-                self.last_error = Some(e.to_string());
-                ProbeFlashError::Read(e.to_string())
-            })
+        let mut done = 0;
+        while done < bytes.len() {
+            let at = offset + done as u32;
+            let start = at - at % READ_BLOCK;
+            let block = self.block(start)?;
+            let from = (at - start) as usize;
+            let n = (block.len() - from).min(bytes.len() - done);
+            bytes[done..done + n].copy_from_slice(&block[from..from + n]);
+            done += n;
+        }
+        Ok(())
     }
 
     fn capacity(&self) -> usize {
@@ -67,10 +108,7 @@ impl NorFlash for ProbeFlash<'_> {
 /// The boot counter and calibration stored on the board (the probe must be attached).
 /// `boot_count` 0 means no record.
 pub fn read_records(probe: &mut dyn DebugProbe) -> Result<BootRecords, String> {
-    let flash = ProbeFlash {
-        probe,
-        last_error: None,
-    };
+    let flash = ProbeFlash::new(probe);
     let mut records = Records::new(flash, STORAGE_OFFSETS).map_err(|e| format!("{e:?}"))?;
     let result = futures::executor::block_on(async {
         let boot_count = records.boot_count().await?.unwrap_or(0);
@@ -91,5 +129,79 @@ pub fn read_records(probe: &mut dyn DebugProbe) -> Result<BootRecords, String> {
                 .map(|m| format!(": {m}"))
                 .unwrap_or_default()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rig_instruments::{CoreSelect, ProbeError};
+
+    /// Flash as a byte pattern, counting the reads that reach it.
+    struct PatternProbe {
+        reads: usize,
+    }
+
+    fn pattern(address: u32) -> u8 {
+        (address.wrapping_mul(31) >> 3) as u8
+    }
+
+    impl DebugProbe for PatternProbe {
+        fn attach(&mut self, _: CoreSelect) -> Result<(), ProbeError> {
+            Ok(())
+        }
+        fn attach_under_reset(&mut self, _: CoreSelect) -> Result<(), ProbeError> {
+            Ok(())
+        }
+        fn hold_reset(&mut self, _: bool) -> Result<(), ProbeError> {
+            Ok(())
+        }
+        fn read_u32(&mut self, address: u32) -> Result<u32, ProbeError> {
+            let mut b = [0u8; 4];
+            self.read_memory(address, &mut b)?;
+            Ok(u32::from_le_bytes(b))
+        }
+        fn read_memory(&mut self, address: u32, buf: &mut [u8]) -> Result<(), ProbeError> {
+            self.reads += 1;
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = pattern(address + i as u32);
+            }
+            Ok(())
+        }
+        fn write_u32(&mut self, _: u32, _: u32) -> Result<(), ProbeError> {
+            Ok(())
+        }
+        fn reset(&mut self) -> Result<(), ProbeError> {
+            Ok(())
+        }
+        fn mass_erase(&mut self) -> Result<(), ProbeError> {
+            Ok(())
+        }
+        fn flash_elf(&mut self, _: &std::path::Path) -> Result<(), ProbeError> {
+            Ok(())
+        }
+        fn detach(&mut self) {}
+        fn describe(&self) -> String {
+            "pattern probe".into()
+        }
+    }
+
+    #[test]
+    fn reads_across_blocks_match_the_flash_and_each_block_is_read_once() {
+        let mut probe = PatternProbe { reads: 0 };
+        let mut flash = ProbeFlash::new(&mut probe);
+        let start = STORAGE_OFFSETS.start + READ_BLOCK - 5;
+        let mut a = [0u8; 13];
+        let mut b = [0u8; 3];
+        futures::executor::block_on(async {
+            flash.read(start, &mut a).await.unwrap();
+            flash.read(start + 2, &mut b).await.unwrap();
+        });
+        for (i, &x) in a.iter().enumerate() {
+            assert_eq!(x, pattern(FLASH_BASE + start + i as u32), "byte {i}");
+        }
+        assert_eq!(b, a[2..5]);
+        assert_eq!(flash.probe_reads, 2, "two blocks, each read once");
+        assert_eq!(probe.reads, 2);
     }
 }

@@ -220,6 +220,7 @@ impl StlinkFirmware {
     }
 
     fn command(&mut self, cdb: &[u8; 16]) -> Option<Vec<u8>> {
+        tracing::trace!(cdb = ?&cdb[..10], "ST-LINK command");
         let (vid, pid) = (self.vendor_id.to_le_bytes(), self.product_id.to_le_bytes());
         match cdb[0] {
             // hw version 3 in bits 15..12, J and S zero: the host asks GET_VERSION_EXT.

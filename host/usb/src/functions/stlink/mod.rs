@@ -43,6 +43,9 @@ enum Message {
 pub struct StlinkStats {
     pub commands: u64,
     pub reboots: u64,
+    /// Time the firmware spent on commands (SWD transfers, the emulated board): the rest of
+    /// a session's time is USB.
+    pub busy_ms: f64,
 }
 
 pub struct StlinkV3 {
@@ -85,6 +88,7 @@ impl StlinkV3 {
             .name("usb-stlink".into())
             .spawn(move || {
                 while let Ok(message) = rx.recv() {
+                    let started = std::time::Instant::now();
                     match message {
                         Message::Out(bytes) => {
                             for reply in firmware.receive(&bytes) {
@@ -100,6 +104,7 @@ impl StlinkV3 {
                     }
                     let mut s = worker_stats.lock().unwrap_or_else(|e| e.into_inner());
                     s.commands = firmware.commands;
+                    s.busy_ms += started.elapsed().as_secs_f64() * 1e3;
                 }
             });
         if let Err(e) = spawned {
