@@ -52,13 +52,13 @@ guest_prepare() {
 }
 
 # guest_boot LIMIT_S SCRIPT [VNG_ARGS...]: boots the kernel, runs SCRIPT as root, returns its
-# exit code (124 when LIMIT_S passed). Through a pipe: QEMU writes the guest's console straight
+# exit code (124 when LIMIT_S passed). $GUEST_CPUS vCPUs (default 2). Through a pipe: QEMU writes the guest's console straight
 # to its stdout, which would clobber a log file it shared.
 guest_boot() {
     local limit=$1 script=$2 status
     shift 2
     set +e
-    timeout -k 10 "$limit" vng --run "$vmlinuz" --user root --disable-kvm --force-9p --cpus 2 \
+    timeout -k 10 "$limit" vng --run "$vmlinuz" --user root --disable-kvm --force-9p --cpus "${GUEST_CPUS:-2}" \
         --memory 1G "$@" --exec "$script" </dev/null 2>&1 | cat
     status=${PIPESTATUS[0]}
     set -e

@@ -11,6 +11,7 @@ pub mod drivers;
 pub mod elf;
 mod instrument;
 pub mod pulse;
+pub mod usb_identity;
 
 pub use capabilities::*;
 pub use instrument::*;

@@ -144,6 +144,20 @@ pub struct RigInfo {
     pub board: String,
     pub wiring: String,
     pub instruments: Vec<String>,
+    /// Each instrument that is a USB device, as found on this machine: what a bench report
+    /// needs to tell which adapter, analyzer, relay and probe took the measurements.
+    pub usb: Vec<InstrumentUsb>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InstrumentUsb {
+    /// `can`, `pulse_meter`, `power`, `telemetry` or `probe`.
+    pub instrument: String,
+    /// The path in the rig config (a serial port) or the probe's name.
+    pub configured: String,
+    /// `/dev/serial/by-id` names of the device (none for a probe).
+    pub by_id: Vec<String>,
+    pub identity: rig_instruments::usb_identity::UsbIdentity,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]

@@ -11,7 +11,10 @@ use rig_instruments::{
 };
 use stm32h755::supply::SupplyConfig;
 
-use crate::{ecu::Ecu, report::RigInfo};
+use crate::{
+    ecu::Ecu,
+    report::{InstrumentUsb, RigInfo},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RigError {
@@ -95,7 +98,41 @@ impl Rig {
         if let Some(p) = &self.probe {
             instruments.push(p.describe());
         }
+        let mut usb = Vec::new();
+        let c = &self.config;
+        let ports = [
+            ("can", c.can.port.as_deref()),
+            ("pulse_meter", Some(c.pulse_meter.port.as_str())),
+            ("power", c.power.port.as_deref()),
+            ("telemetry", Some(c.telemetry.port.as_str())),
+        ];
+        for (instrument, port) in ports {
+            let Some(port) = port else { continue };
+            if let Some(entry) = rig_instruments::usb_identity::identify(port) {
+                if let Some(identity) = entry.usb {
+                    usb.push(InstrumentUsb {
+                        instrument: instrument.into(),
+                        configured: port.into(),
+                        by_id: entry.by_id,
+                        identity,
+                    });
+                }
+            }
+        }
+        if let Some(identity) = self.probe.as_ref().and_then(|p| p.usb_identity()) {
+            usb.push(InstrumentUsb {
+                instrument: "probe".into(),
+                configured: self
+                    .probe
+                    .as_ref()
+                    .map(|p| p.describe())
+                    .unwrap_or_default(),
+                by_id: Vec::new(),
+                identity,
+            });
+        }
         RigInfo {
+            usb,
             name: self.config.name.clone(),
             config: self.config.path.clone(),
             backend: format!("{:?}", self.config.backend).to_lowercase(),

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use gauge_logic::storage::BootRecords;
 use rig_instruments::StoragePowerCut;
 
 use super::power_cycle::flag;
@@ -24,31 +25,49 @@ impl Runner<'_> {
     ) -> StepResult {
         // Out of the rig for the step, so it can be driven beside the rig's instruments.
         let mut cutter = self.rig.storage_cut.take();
-        let r = self.cut_during_write(cutter.as_deref_mut(), after_bytes, delay_ms, state);
+        let (r, _) =
+            self.cut_during_write(cutter.as_deref_mut(), None, after_bytes, delay_ms, state);
         self.rig.storage_cut = cutter;
         r
     }
 
+    /// One cut; `before`: the records as the last readback left them (a sweep's previous
+    /// cut), else they are read first. Returns the records read after the cut.
     fn cut_during_write(
         &mut self,
         cutter: Option<&mut (dyn StoragePowerCut + 'static)>,
+        before: Option<BootRecords>,
         after_bytes: Option<usize>,
         delay_ms: Option<u64>,
         state: &mut ScenarioState,
-    ) -> StepResult {
-        let before = match self.records_via_probe() {
+    ) -> (StepResult, Option<BootRecords>) {
+        let before = match before.map_or_else(|| self.records_via_probe(), Ok) {
             Ok(r) => r,
             Err(e) => {
-                return StepResult::error(format!(
-                    "cannot read the storage records before the cut: {e}"
-                ))
+                return (
+                    StepResult::error(format!(
+                        "cannot read the storage records before the cut: {e}"
+                    )),
+                    None,
+                )
             }
         };
+        self.cut_and_read_back(cutter, &before, after_bytes, delay_ms, state)
+    }
+
+    fn cut_and_read_back(
+        &mut self,
+        cutter: Option<&mut (dyn StoragePowerCut + 'static)>,
+        before: &BootRecords,
+        after_bytes: Option<usize>,
+        delay_ms: Option<u64>,
+        state: &mut ScenarioState,
+    ) -> (StepResult, Option<BootRecords>) {
         let off = Duration::from_millis(self.rig.config.power.off_ms);
         let mut m = Vec::new();
         let mut cut_hit_write = None;
         if let Err(e) = self.rig.power_off_confirmed() {
-            return StepResult::fail(Vec::new(), e.to_string());
+            return (StepResult::fail(Vec::new(), e.to_string()), None);
         }
         self.sleep(off);
         if let Some(cutter) = cutter {
@@ -60,7 +79,7 @@ impl Runner<'_> {
             let written = cutter.storage_bytes_programmed();
             cutter.arm_cut_after_bytes(Some(n));
             if let Err(e) = self.rig.power.set_power(true) {
-                return StepResult::error(e.to_string());
+                return (StepResult::error(e.to_string()), None);
             }
             // The board cuts its own supply at the planned byte; give it a moment.
             self.sleep(Duration::from_millis(30));
@@ -71,16 +90,16 @@ impl Runner<'_> {
             let delay = Duration::from_millis(delay_ms.unwrap_or(5));
             m.push(Measurement::info("cut_after_power_on", ms(delay), "ms"));
             if let Err(e) = self.rig.power.set_power(true) {
-                return StepResult::error(e.to_string());
+                return (StepResult::error(e.to_string()), None);
             }
             std::thread::sleep(delay);
         }
         if let Err(e) = self.rig.power_off_confirmed() {
-            return StepResult::fail(Vec::new(), e.to_string());
+            return (StepResult::fail(Vec::new(), e.to_string()), None);
         }
         self.sleep(off);
         if let Err(e) = self.rig.power.set_power(true) {
-            return StepResult::error(e.to_string());
+            return (StepResult::error(e.to_string()), None);
         }
         self.rig.powered_at = Some(Instant::now());
         state.forget_needle();
@@ -110,13 +129,16 @@ impl Runner<'_> {
                     after.calibration == before.calibration,
                     true,
                 ));
-                StepResult::judged(m)
+                (StepResult::judged(m), Some(after))
             }
             Err(e) => {
                 m.push(flag("storage_readable", false, true));
-                StepResult::fail(
-                    m,
-                    format!("storage unreadable after a power cut during a write: {e}"),
+                (
+                    StepResult::fail(
+                        m,
+                        format!("storage unreadable after a power cut during a write: {e}"),
+                    ),
+                    None,
                 )
             }
         }
@@ -219,8 +241,11 @@ impl Runner<'_> {
         let started = Instant::now();
         let (mut tried, mut bad) = (0u32, 0u32);
         let mut first_problem = None;
+        // Each cut's readback is the next one's baseline: one probe session per cut.
+        let mut records = None;
         for delay in 0..=max_delay_ms {
-            let r = self.power_cut_during_write(None, Some(delay), state);
+            let (r, after) = self.cut_during_write(None, records.take(), None, Some(delay), state);
+            records = after;
             tried += 1;
             match r.outcome {
                 Outcome::Pass => {}

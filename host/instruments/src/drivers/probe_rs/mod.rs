@@ -603,6 +603,17 @@ impl DebugProbe for ProbeRsProbe {
         self.last_attach
     }
 
+    fn usb_identity(&self) -> Option<crate::usb_identity::UsbIdentity> {
+        let found = self.found()?;
+        Some(crate::usb_identity::UsbIdentity {
+            vendor_id: found.vendor_id,
+            product_id: found.product_id,
+            serial: found.serial.clone(),
+            manufacturer: None,
+            product: Some(found.name.clone()),
+        })
+    }
+
     fn target_voltage(&mut self) -> Result<Option<f32>, ProbeError> {
         if let Some(e) = self.lost() {
             return Err(e);
