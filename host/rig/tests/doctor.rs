@@ -90,7 +90,7 @@ fn doctor_on_a_bench_with_a_missing_adapter_fails_and_names_its_port() {
         dir.path(),
         "rig-config/nucleo-h755zi-q.toml",
         &[(
-            "port = \"/dev/serial/by-id/usb-CANable_slcan_REPLACE-ME-if00\"",
+            "port = \"/dev/serial/by-id/usb-Protofusion_Labs_CANable_REPLACE-ME-if00\"",
             &format!("port = \"{missing}\""),
         )],
     );

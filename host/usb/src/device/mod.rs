@@ -170,10 +170,10 @@ impl UsbDevice {
             // SET_CONFIGURATION, SET_INTERFACE (alternate 0 only), CLEAR/SET_FEATURE.
             (0x00, 9) if setup.value <= 1 => Vec::new(),
             (0x01, 11) if setup.value == 0 => Vec::new(),
-            (0x00 | 0x01 | 0x02, 1 | 3) => Vec::new(),
+            (0x00..=0x02, 1 | 3) => Vec::new(),
             (0x80, 8) => vec![1],
             (0x81, 10) => vec![0],
-            (0x80 | 0x81 | 0x82, 0) => vec![0, 0],
+            (0x80..=0x82, 0) => vec![0, 0],
             _ => return Err(Stall),
         };
         reply.truncate(usize::from(setup.length));

@@ -517,7 +517,7 @@ impl StlinkFirmware {
     ) -> (Vec<u8>, (u8, u32)) {
         let mut data = vec![0u8; length.max(if width == Width::Byte { 2 } else { 0 })];
         let length = length.min(MAX_TRANSFER);
-        if address % width as u32 != 0 {
+        if !address.is_multiple_of(width as u32) {
             return (data, (status::ALIGNMENT_ERROR, address));
         }
         if let Err(s) = self.start_transfer(ap, width) {
@@ -526,7 +526,7 @@ impl StlinkFirmware {
         let mut offset = 0;
         while offset + width as usize <= length {
             let at = address.wrapping_add(offset as u32);
-            if offset == 0 || at % TAR_WRAP == 0 {
+            if offset == 0 || at.is_multiple_of(TAR_WRAP) {
                 if let Err(s) = self.ap(ap, AP_TAR, Some(at)) {
                     return (data, (s, at));
                 }
@@ -545,7 +545,7 @@ impl StlinkFirmware {
     }
 
     fn write_memory(&mut self, ap: u8, address: u32, width: Width, data: &[u8]) -> (u8, u32) {
-        if address % width as u32 != 0 {
+        if !address.is_multiple_of(width as u32) {
             return (status::ALIGNMENT_ERROR, address);
         }
         if let Err(s) = self.start_transfer(ap, width) {
@@ -553,7 +553,7 @@ impl StlinkFirmware {
         }
         for (i, chunk) in data.chunks_exact(width as usize).enumerate() {
             let at = address.wrapping_add((i * width as usize) as u32);
-            if i == 0 || at % TAR_WRAP == 0 {
+            if i == 0 || at.is_multiple_of(TAR_WRAP) {
                 if let Err(s) = self.ap(ap, AP_TAR, Some(at)) {
                     return (s, at);
                 }
@@ -566,5 +566,112 @@ impl StlinkFirmware {
             }
         }
         (status::OK, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use gauge_logic::supply::SupplyConfig;
+    use rig_sim::{
+        logic_board::{LogicBoard, LogicFirmware},
+        shared::Shared,
+        swd_wire::SwdCounters,
+    };
+
+    use super::*;
+
+    /// An ST-LINK on a board without a register-level debug port (the logic board), powered
+    /// or not: the protocol's framing and status codes, whatever the target answers.
+    fn stlink(powered: bool) -> StlinkFirmware {
+        let board = LogicBoard::new(
+            SupplyConfig::DirectSmps,
+            LogicFirmware {
+                supply: SupplyConfig::DirectSmps,
+            },
+        );
+        let shared = Arc::new(Shared::new(Box::new(board)));
+        shared.set_power(powered);
+        let wire = SwdWire::new(shared, Arc::new(SwdCounters::default()));
+        StlinkFirmware::new(wire, 0x0483, 0x374E)
+    }
+
+    fn one(fw: &mut StlinkFirmware, cdb: &[u8]) -> Vec<u8> {
+        let mut r = fw.receive(cdb);
+        assert_eq!(r.len(), 1, "one reply to {cdb:02x?}");
+        r.remove(0)
+    }
+
+    #[test]
+    fn versions_mode_and_clock_list_have_their_lengths() {
+        let mut fw = stlink(true);
+        assert_eq!(one(&mut fw, &[0xF1]), [0x30, 0x00, 0x83, 0x04, 0x4E, 0x37]);
+        let ext = one(&mut fw, &[0xFB]);
+        assert_eq!((ext.len(), ext[0], ext[2]), (12, 3, 15));
+        assert_eq!(one(&mut fw, &[0xF5]), [1, 0], "idle after boot");
+        let freq = one(&mut fw, &[0xF2, 0x62, 0x00]);
+        assert_eq!(freq.len(), 52);
+        assert_eq!(
+            (freq[0], le32(&freq, 8), le32(&freq, 12)),
+            (0x80, 7, 24_000)
+        );
+        let set = one(&mut fw, &[0xF2, 0x61, 0x00, 0x00, 0xA0, 0x0F, 0, 0]);
+        assert_eq!(
+            (set[0], le32(&set, 4)),
+            (0x80, 3_300),
+            "4000 kHz asked, 3300 given"
+        );
+        assert_eq!(
+            one(&mut fw, &[0xF2, 0x61, 0, 0, 1, 0, 0, 0])[0],
+            status::FREQ_NOT_SUPPORTED
+        );
+    }
+
+    #[test]
+    fn the_target_voltage_follows_the_supply() {
+        let volts = |r: Vec<u8>| 2.0 * le32(&r, 4) as f32 * 1.2 / le32(&r, 0) as f32;
+        assert!((volts(one(&mut stlink(true), &[0xF7])) - 3.3).abs() < 0.01);
+        assert_eq!(volts(one(&mut stlink(false), &[0xF7])), 0.0);
+    }
+
+    #[test]
+    fn a_silent_target_fails_the_swd_entry_and_memory_still_completes_its_data_phases() {
+        let mut fw = stlink(false);
+        assert_eq!(
+            one(&mut fw, &[0xF2, 0x30, 0xA3, 0x00]),
+            [status::GET_IDCODE_ERROR, 0]
+        );
+        assert_eq!(one(&mut fw, &[0xF5]), [1, 0], "still idle");
+        // A read outside debug mode: all its data, then the error in GETLASTRWSTATUS2.
+        let data = one(&mut fw, &[0xF2, 0x07, 0, 0, 0, 0x08, 0x10, 0x00, 0]);
+        assert_eq!(data, vec![0; 16]);
+        let rw = one(&mut fw, &[0xF2, 0x3E]);
+        assert_eq!((rw.len(), rw[0]), (12, status::CMD_ERROR));
+        // A one-byte read answers two bytes.
+        assert_eq!(one(&mut fw, &[0xF2, 0x0C, 0, 0, 0, 0x08, 1, 0, 0]).len(), 2);
+        // A write's data phase is taken whole and answered with nothing, even split in two
+        // transfers; the next command block is a command again.
+        let mut cdb = [0u8; 16];
+        cdb[..9].copy_from_slice(&[0xF2, 0x08, 0, 0, 0, 0x24, 8, 0, 0]);
+        assert!(fw.receive(&cdb).is_empty());
+        assert!(fw.receive(&[1, 2, 3]).is_empty());
+        assert!(fw.receive(&[4, 5, 6, 7, 8]).is_empty());
+        assert_eq!(one(&mut fw, &[0xF5]), [1, 0]);
+        // No reply to leaving debug mode; an unknown debug command says so.
+        assert!(fw.receive(&[0xF2, 0x21]).is_empty());
+        assert_eq!(one(&mut fw, &[0xF2, 0x99]), [status::UNKNOWN_COMMAND, 0]);
+    }
+
+    #[test]
+    fn nrst_is_driven_and_released_by_a_reboot() {
+        let mut fw = stlink(true);
+        assert_eq!(one(&mut fw, &[0xF2, 0x3C, 0x00]), [0x80, 0]);
+        assert!(fw.wire.nrst_held());
+        fw.reboot();
+        assert!(
+            !fw.wire.nrst_held(),
+            "an ST-LINK that lost power drives no pin"
+        );
     }
 }
