@@ -234,3 +234,31 @@ fn locked_board_stops_bring_up_and_the_recover_command_fixes_it() {
         "{out}"
     );
 }
+
+/// A NUCLEO powered through CN1: the ST-LINK cannot hold NRST while power returns, so
+/// `recover` says what a person has to do (the simulated bench's probe still can, so the
+/// procedure itself goes on and brings the board back).
+#[test]
+fn recover_on_a_cn1_powered_bench_says_to_hold_the_reset_button() {
+    let _g = common::bench_lock();
+    let bin = env!("CARGO_BIN_EXE_rig");
+    let dir = tempfile::tempdir().unwrap();
+    let rig = common::rig_variant(
+        dir.path(),
+        "rig-config/sim-locked.toml",
+        &[("[power]\n", "[power]\ntopology = \"stlink-usb\"\n")],
+    );
+    let out = Command::new(bin)
+        .arg("recover")
+        .arg("--rig")
+        .arg(&rig)
+        .args(["--erase", "--flash", "logic:direct-smps"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("NRST across power-on") && text.contains("reset button (B2)"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}

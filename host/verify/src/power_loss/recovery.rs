@@ -26,6 +26,8 @@ use stm32h755::{
     supply::{SupplyConfig, PWR_CR3_ADDR, PWR_CR3_POWER_ON_DEFAULT, PWR_CR3_SUPPLY_MASK},
 };
 
+use bench_config::PowerTopology;
+
 use crate::power_loss::power_cycle::PowerCycleCheck;
 use crate::report::Outcome;
 use crate::rig::Rig;
@@ -225,6 +227,10 @@ fn option_bytes_step(
     }
 }
 
+/// What `power.topology = "stlink-usb"` asks of the person at the bench (ST's article on
+/// recovering an H7 from a wrong supply has someone hold reset while plugging in).
+pub const CN1_INSTRUCTION: &str = "the board is powered through the ST-LINK's USB port (CN1), so the ST-LINK starts with it and cannot hold NRST while power returns: hold the NUCLEO's reset button (B2) from before the relay switches on until the probe has attached, or power the board through E5V/VIN with the ST-LINK on its own USB (power.topology = \"target\"), or hold BOOT0 high (system bootloader) across the power-on";
+
 /// Runs the procedure on `rig`, stopping at the first step that fails.
 pub fn recover(rig: &mut Rig, opts: &RecoverOptions, abort: &AtomicBool) -> Recovery {
     let mut r = Recovery {
@@ -247,6 +253,13 @@ pub fn recover(rig: &mut Rig, opts: &RecoverOptions, abort: &AtomicBool) -> Reco
     // 0. The option bytes, when only the Cortex-M4 answers.
     if !option_bytes_step(rig, opts, settle, off, &mut r) {
         return r;
+    }
+    // A NUCLEO powered through its ST-LINK's USB port: the ST-LINK boots with the board, so it
+    // cannot hold NRST while power returns, and the H7 latches PWR_CR3 microseconds after
+    // reset. A person's hand (or a relay on NRST or BOOT0) has to do it.
+    let hand = rig.config.power.topology == PowerTopology::StlinkUsb;
+    if hand {
+        r.push("NRST across power-on", true, CN1_INSTRUCTION);
     }
     // 1-2. Power off, hold NRST, power on, connect under reset: the firmware never runs, so it
     // cannot latch PWR_CR3. A failed attempt starts over from a power cut.
@@ -303,7 +316,12 @@ pub fn recover(rig: &mut Rig, opts: &RecoverOptions, abort: &AtomicBool) -> Reco
     };
     if !attached {
         let _ = probe.hold_reset(false);
-        r.push("connect under reset", false, format!("{last} ({CONNECT_ATTEMPTS} attempts, each from a power cut with NRST held). Next: boot with BOOT0 high (system bootloader) and connect, or check the probe's NRST wire"));
+        let next = if hand {
+            CN1_INSTRUCTION
+        } else {
+            "Next: boot with BOOT0 high (system bootloader) and connect, or check the probe's NRST wire"
+        };
+        r.push("connect under reset", false, format!("{last} ({CONNECT_ATTEMPTS} attempts, each from a power cut with NRST held). {next}"));
         return r;
     }
     let cr3 = probe.read_u32(PWR_CR3_ADDR);
