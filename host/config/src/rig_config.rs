@@ -284,6 +284,15 @@ pub struct UsbConfig {
     pub stlink_enumeration_ms: u64,
 }
 
+impl Default for UsbConfig {
+    fn default() -> Self {
+        Self {
+            stlink_serial: default_stlink_serial(),
+            stlink_enumeration_ms: default_stlink_enumeration_ms(),
+        }
+    }
+}
+
 fn default_stlink_serial() -> String {
     "0030003A3433510237363934".into()
 }

@@ -195,3 +195,44 @@ fn opening_the_probe_rs_backend_without_probes_says_what_to_check() {
         .to_string();
     assert!(e.contains("no debug probe found"), "{e}");
 }
+
+#[test]
+fn the_usb_bench_guest_config_loads_with_the_cn1_topology() {
+    use bench_config::PowerTopology;
+    let guest =
+        RigConfig::load(&repo("rig-config/usb-bench-guest.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(guest.power.topology, PowerTopology::StlinkUsb);
+    assert_eq!(
+        guest.probe.serial.as_deref(),
+        Some("0030003A3433510237363934")
+    );
+    let sim = RigConfig::load(&repo("rig-config/sim.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sim.power.topology, PowerTopology::Target, "the default");
+    assert!(sim.usb.is_none());
+}
+
+#[test]
+fn a_usb_section_needs_a_simulated_bench_and_an_st_serial() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = load_err(dir.path(), NUCLEO, &[("[expect]", "[usb]\n\n[expect]")]);
+    assert!(e.contains("[usb] serves a simulated bench"), "{e}");
+    let rig = rig_variant(
+        dir.path(),
+        "rig-config/sim.toml",
+        &[("[probe]", "[usb]\nstlink_enumeration_ms = 500\n\n[probe]")],
+    );
+    let usb = RigConfig::load(&rig)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .usb
+        .expect("[usb]");
+    assert_eq!(
+        (usb.stlink_serial.len(), usb.stlink_enumeration_ms),
+        (24, 500)
+    );
+    let e = load_err(
+        dir.path(),
+        "rig-config/sim.toml",
+        &[("[probe]", "[usb]\nstlink_serial = \"ABC\"\n\n[probe]")],
+    );
+    assert!(e.contains("24 hex digits"), "{e}");
+}

@@ -88,14 +88,7 @@ pub fn instructions(config: &RigConfig, ports: &BenchPorts) -> String {
 
 /// The bench's USB/IP server for `rig sim --usbip`, from the rig config's `[usb]` section.
 fn serve_usb(session: &SimSession, listen: &str) -> Result<UsbBench, SimCommandError> {
-    let usb = session
-        .config
-        .usb
-        .clone()
-        .unwrap_or_else(|| bench_config::UsbConfig {
-            stlink_serial: "0030003A3433510237363934".into(),
-            stlink_enumeration_ms: 1000,
-        });
+    let usb = session.config.usb.clone().unwrap_or_default();
     let config = UsbBenchConfig {
         listen: listen.to_string(),
         stlink_serial: usb.stlink_serial,
