@@ -16,14 +16,14 @@ use std::{
 use rig_sim::{bench::SimulatedPorts, shared::Shared, swd_wire::SwdCounters};
 
 use crate::{
-    device::{descriptors, Identity, UsbDevice},
+    device::{descriptors, Identity, Speed, UsbDevice},
     functions::{
         cdc_acm::{CdcAcm, CdcAcmDevice},
         ch340::{self, Ch340},
         serial_bridge::{SerialBridge, Uart},
         stlink::{StlinkStats, StlinkV3, VCP_INTERFACE},
     },
-    usbip::{wire::Speed, Plug, RunningServer, UsbIpServer},
+    usbip::{Plug, RunningServer, UsbIpServer},
 };
 
 /// What the bench's switch powers.

@@ -4,13 +4,14 @@
 
 pub mod descriptors;
 pub mod pipe;
+pub mod request;
 
 use std::sync::Arc;
 
 pub use pipe::{Framing, InPipe};
 
-use crate::usbip::wire::{Setup, Speed};
 use descriptors::Configuration;
+pub use request::{Setup, Speed};
 
 /// What a bench's `rig list` shows of a device: VID:PID and its strings.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

@@ -4,10 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::{
-    device::{Framing, InPipe, Stall},
-    usbip::wire::Setup,
-};
+use crate::device::{Framing, InPipe, Setup, Stall};
 
 use super::serial_bridge::SerialBridge;
 

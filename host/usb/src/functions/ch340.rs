@@ -7,10 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::{
-    device::{Function, InPipe, Stall},
-    usbip::wire::Setup,
-};
+use crate::device::{Function, InPipe, Setup, Stall};
 
 use super::serial_bridge::SerialBridge;
 

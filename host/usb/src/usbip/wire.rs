@@ -3,6 +3,8 @@
 //! after it (USBIP_CMD_SUBMIT / RET_SUBMIT, CMD_UNLINK / RET_UNLINK). Every field is big-endian;
 //! URB headers are 48 bytes.
 
+pub use crate::device::{Setup, Speed};
+
 /// Protocol version both sides send (1.1.1).
 pub const VERSION: u16 = 0x0111;
 pub const OP_REQ_DEVLIST: u16 = 0x8005;
@@ -48,13 +50,6 @@ pub enum WireError {
 
 /// The longest transfer buffer accepted in one URB (cdc_acm and usbfs stay far below).
 pub const MAX_TRANSFER: u32 = 1 << 20;
-
-/// Speeds as the kernel numbers them (`enum usb_device_speed`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Speed {
-    Full = 2,
-    High = 3,
-}
 
 /// An operation header before import.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,43 +163,6 @@ pub fn import_reply(device: Option<&DeviceRecord>) -> Vec<u8> {
             out
         }
         None => op_reply(OP_REP_IMPORT, 1),
-    }
-}
-
-/// The eight bytes of a control transfer's SETUP packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Setup {
-    pub request_type: u8,
-    pub request: u8,
-    pub value: u16,
-    pub index: u16,
-    pub length: u16,
-}
-
-impl Setup {
-    pub fn parse(bytes: [u8; 8]) -> Self {
-        Self {
-            request_type: bytes[0],
-            request: bytes[1],
-            value: u16::from_le_bytes([bytes[2], bytes[3]]),
-            index: u16::from_le_bytes([bytes[4], bytes[5]]),
-            length: u16::from_le_bytes([bytes[6], bytes[7]]),
-        }
-    }
-
-    /// Device to host.
-    pub fn is_in(&self) -> bool {
-        self.request_type & 0x80 != 0
-    }
-
-    /// 0 standard, 1 class, 2 vendor.
-    pub fn kind(&self) -> u8 {
-        (self.request_type >> 5) & 3
-    }
-
-    /// 0 device, 1 interface, 2 endpoint.
-    pub fn recipient(&self) -> u8 {
-        self.request_type & 0x1f
     }
 }
 

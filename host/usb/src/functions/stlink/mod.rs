@@ -13,11 +13,9 @@ use rig_sim::{
     swd_wire::{SwdCounters, SwdWire},
 };
 
-use crate::{
-    device::{
-        descriptors, Framing, Function, Identity, InPipe, Stall, UsbDevice, FIRST_EXTRA_STRING,
-    },
-    usbip::wire::{Setup, Speed},
+use crate::device::{
+    descriptors, Framing, Function, Identity, InPipe, Setup, Speed, Stall, UsbDevice,
+    FIRST_EXTRA_STRING,
 };
 
 use super::{cdc_acm::CdcAcm, serial_bridge::SerialBridge};
