@@ -215,13 +215,7 @@ fn locked_board_stops_bring_up_and_the_recover_command_fixes_it() {
         .output()
         .unwrap();
     assert_eq!(refused.status.code(), Some(1));
-    let fixed = Command::new(bin)
-        .arg("recover")
-        .arg("--rig")
-        .arg(&rig)
-        .args(["--erase", "--flash", "logic:direct-smps"])
-        .output()
-        .unwrap();
+    let fixed = recover_erase_and_flash(&rig);
     let out = String::from_utf8_lossy(&fixed.stdout);
     assert_eq!(
         fixed.status.code(),
@@ -241,24 +235,28 @@ fn locked_board_stops_bring_up_and_the_recover_command_fixes_it() {
 #[test]
 fn recover_on_a_cn1_powered_bench_says_to_hold_the_reset_button() {
     let _g = common::bench_lock();
-    let bin = env!("CARGO_BIN_EXE_rig");
     let dir = tempfile::tempdir().unwrap();
     let rig = common::rig_variant(
         dir.path(),
         "rig-config/sim-locked.toml",
         &[("[power]\n", "[power]\ntopology = \"stlink-usb\"\n")],
     );
-    let out = Command::new(bin)
-        .arg("recover")
-        .arg("--rig")
-        .arg(&rig)
-        .args(["--erase", "--flash", "logic:direct-smps"])
-        .output()
-        .unwrap();
+    let out = recover_erase_and_flash(&rig);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("NRST across power-on") && text.contains("reset button (B2)"),
         "{text}"
     );
     assert_eq!(out.status.code(), Some(0), "{text}");
+}
+
+/// `rig recover --erase --flash logic:direct-smps` on the rig config at `rig`.
+fn recover_erase_and_flash(rig: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rig"))
+        .arg("recover")
+        .arg("--rig")
+        .arg(rig)
+        .args(["--erase", "--flash", "logic:direct-smps"])
+        .output()
+        .unwrap()
 }
