@@ -115,13 +115,13 @@ pub trait DebugProbe: Send {
     fn target_voltage(&mut self) -> Result<Option<f32>, ProbeError> {
         Ok(None)
     }
-    /// How long the last successful attach took (a probe-rs session start halts every core
-    /// meanwhile), when the probe measures it.
     /// The probe's USB identity (VID:PID, serial), for the run report.
     fn usb_identity(&self) -> Option<crate::usb_identity::UsbIdentity> {
         None
     }
 
+    /// How long the last successful attach took (a probe-rs session start halts every core
+    /// meanwhile), when the probe measures it.
     fn last_attach_time(&self) -> Option<Duration> {
         None
     }
