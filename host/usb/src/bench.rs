@@ -64,7 +64,6 @@ pub struct UsbBench {
     server: RunningServer,
     pub devices: Vec<ExportedDevice>,
     stlink: Arc<StlinkV3>,
-    stlink_plug: Plug,
     stop: Arc<AtomicBool>,
     watcher: Option<JoinHandle<()>>,
 }
@@ -219,7 +218,6 @@ impl UsbBench {
             server,
             devices,
             stlink,
-            stlink_plug,
             stop,
             watcher,
         })
@@ -231,10 +229,6 @@ impl UsbBench {
 
     pub fn stlink_stats(&self) -> StlinkStats {
         self.stlink.stats()
-    }
-
-    pub fn stlink_on_usb(&self) -> bool {
-        self.stlink_plug.is_plugged()
     }
 }
 

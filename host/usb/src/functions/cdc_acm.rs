@@ -23,8 +23,6 @@ pub struct CdcAcm {
     notify_pipe: Arc<InPipe>,
     /// The 7-byte line coding (dwDTERate, bCharFormat, bParityType, bDataBits).
     line_coding: Mutex<[u8; 7]>,
-    /// DTR and RTS as the host last set them.
-    pub control_lines: Mutex<u16>,
 }
 
 impl CdcAcm {
@@ -44,12 +42,7 @@ impl CdcAcm {
             bridge,
             notify_pipe: Arc::new(InPipe::new(Framing::Transfers)),
             line_coding: Mutex::new(coding),
-            control_lines: Mutex::new(0),
         }
-    }
-
-    pub fn bridge(&self) -> &SerialBridge {
-        &self.bridge
     }
 
     /// A class request to this function's interface; None when it is not one.
@@ -68,11 +61,8 @@ impl CdcAcm {
                 Ok(Vec::new())
             }
             (0xa1, GET_LINE_CODING) => Ok(lock(&self.line_coding).to_vec()),
-            (0x21, SET_CONTROL_LINE_STATE) => {
-                *self.control_lines.lock().unwrap_or_else(|e| e.into_inner()) = setup.value;
-                Ok(Vec::new())
-            }
-            (0x21, SEND_BREAK) => Ok(Vec::new()),
+            // DTR/RTS and breaks: nothing behind the function uses them.
+            (0x21, SET_CONTROL_LINE_STATE | SEND_BREAK) => Ok(Vec::new()),
             _ => Err(Stall),
         })
     }

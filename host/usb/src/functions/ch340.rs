@@ -49,10 +49,6 @@ impl Ch340 {
             interrupt: Arc::new(InPipe::new(crate::device::Framing::Transfers)),
         }
     }
-
-    pub fn bridge(&self) -> &SerialBridge {
-        &self.bridge
-    }
 }
 
 impl Function for Ch340 {

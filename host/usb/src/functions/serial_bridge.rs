@@ -11,7 +11,7 @@
 use std::{
     io::{Read, Write},
     sync::{
-        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
         mpsc, Arc,
     },
     thread::JoinHandle,
@@ -43,18 +43,8 @@ pub struct SerialBridge {
     /// The host's line coding (0 until it sets one).
     host_baud: Arc<AtomicU32>,
     uart: Option<Uart>,
-    pub counters: Arc<BridgeCounters>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-}
-
-#[derive(Debug, Default)]
-pub struct BridgeCounters {
-    pub to_host: AtomicU64,
-    pub from_host: AtomicU64,
-    /// Bytes dropped: no host attached, or garbled by a baud mismatch.
-    pub lost: AtomicU64,
-    pub garbled: AtomicU64,
 }
 
 impl SerialBridge {
@@ -68,7 +58,6 @@ impl SerialBridge {
         let (to_device, from_host) = mpsc::channel::<Vec<u8>>();
         let attached = Arc::new(AtomicBool::new(false));
         let host_baud = Arc::new(AtomicU32::new(0));
-        let counters = Arc::new(BridgeCounters::default());
         let stop = Arc::new(AtomicBool::new(false));
         let worker = Worker {
             port,
@@ -77,7 +66,6 @@ impl SerialBridge {
             attached: attached.clone(),
             host_baud: host_baud.clone(),
             uart,
-            counters: counters.clone(),
             stop: stop.clone(),
         };
         let thread = std::thread::Builder::new()
@@ -90,14 +78,9 @@ impl SerialBridge {
             attached,
             host_baud,
             uart,
-            counters,
             stop,
             thread: Some(thread),
         })
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
     }
 
     /// The bulk IN pipe the host reads.
@@ -107,9 +90,6 @@ impl SerialBridge {
 
     /// Data the host wrote to the bulk OUT endpoint.
     pub fn from_host(&self, data: Vec<u8>) {
-        self.counters
-            .from_host
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
         let _ = self.to_device.send(data);
     }
 
@@ -124,10 +104,6 @@ impl SerialBridge {
                 );
             }
         }
-    }
-
-    pub fn host_baud(&self) -> u32 {
-        self.host_baud.load(Ordering::Relaxed)
     }
 
     pub fn set_attached(&self, attached: bool) {
@@ -159,7 +135,6 @@ struct Worker {
     attached: Arc<AtomicBool>,
     host_baud: Arc<AtomicU32>,
     uart: Option<Uart>,
-    counters: Arc<BridgeCounters>,
     stop: Arc<AtomicBool>,
 }
 
@@ -178,9 +153,6 @@ impl Worker {
             while let Ok(mut data) = self.from_host.try_recv() {
                 if !self.intact() {
                     garble(&mut data);
-                    self.counters
-                        .garbled
-                        .fetch_add(data.len() as u64, Ordering::Relaxed);
                 }
                 let _ = self.port.write_all(&data);
             }
@@ -193,15 +165,13 @@ impl Worker {
                 Err(_) => continue, // the 5 ms timeout: look at the host side again
             };
             let mut data = buf[..n].to_vec();
+            // No host attached: the bytes are lost.
             if !self.attached.load(Ordering::Relaxed) {
-                self.counters.lost.fetch_add(n as u64, Ordering::Relaxed);
                 continue;
             }
             if !self.intact() {
                 garble(&mut data);
-                self.counters.garbled.fetch_add(n as u64, Ordering::Relaxed);
             }
-            self.counters.to_host.fetch_add(n as u64, Ordering::Relaxed);
             self.pipe.push(data);
         }
     }

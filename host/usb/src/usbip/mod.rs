@@ -3,4 +3,4 @@
 pub mod server;
 pub mod wire;
 
-pub use server::{DeviceCounters, Plug, RunningServer, UsbIpServer};
+pub use server::{Plug, RunningServer, UsbIpServer};

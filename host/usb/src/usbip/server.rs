@@ -9,7 +9,7 @@ use std::{
     collections::{HashMap, VecDeque},
     net::SocketAddr,
     sync::{
-        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
         Arc, Mutex, MutexGuard,
     },
     time::Duration,
@@ -36,16 +36,6 @@ struct Exported {
     device: UsbDevice,
     plugged: watch::Sender<bool>,
     imported: AtomicBool,
-    counters: Arc<DeviceCounters>,
-}
-
-/// What happened to one device, for reports and tests.
-#[derive(Debug, Default)]
-pub struct DeviceCounters {
-    pub imports: AtomicU64,
-    pub urbs: AtomicU64,
-    pub unlinks: AtomicU64,
-    pub stalls: AtomicU64,
 }
 
 impl Exported {
@@ -99,14 +89,6 @@ impl Plug {
     pub fn is_attached(&self) -> bool {
         self.0.imported.load(Ordering::SeqCst)
     }
-
-    pub fn counters(&self) -> Arc<DeviceCounters> {
-        self.0.counters.clone()
-    }
-
-    pub fn device(&self) -> &UsbDevice {
-        &self.0.device
-    }
 }
 
 /// The devices to serve, before the server starts.
@@ -131,7 +113,6 @@ impl UsbIpServer {
             device,
             plugged: tx,
             imported: AtomicBool::new(false),
-            counters: Arc::default(),
         });
         self.devices.push(exported.clone());
         Plug(exported)
@@ -236,7 +217,6 @@ async fn connection(
                 socket.write_all(&wire::import_reply(None)).await?;
                 return Ok(());
             };
-            device.counters.imports.fetch_add(1, Ordering::Relaxed);
             let result = async {
                 socket
                     .write_all(&wire::import_reply(Some(&device.record())))
@@ -287,7 +267,6 @@ async fn urb_session(socket: TcpStream, device: &Arc<Exported>) -> Result<(), Co
             Ok(c) => c,
             Err(e) => break Err(e.into()),
         };
-        device.counters.urbs.fetch_add(1, Ordering::Relaxed);
         match command {
             UrbCommand::Submit(mut submit) => {
                 if out_len > 0 {
@@ -303,7 +282,6 @@ async fn urb_session(socket: TcpStream, device: &Arc<Exported>) -> Result<(), Co
                 // An IN request on a pipe: it waits for data.
                 let address = submit.address();
                 let Some(pipe) = function.in_pipe(address) else {
-                    device.counters.stalls.fetch_add(1, Ordering::Relaxed);
                     let _ =
                         replies.send(wire::ret_submit(submit.seqnum, wire::STATUS_STALL, 0, &[]));
                     continue;
@@ -324,7 +302,6 @@ async fn urb_session(socket: TcpStream, device: &Arc<Exported>) -> Result<(), Co
                 seqnum,
                 unlink_seqnum,
             } => {
-                device.counters.unlinks.fetch_add(1, Ordering::Relaxed);
                 // Under the endpoint's lock: a request is either still waiting (and removed
                 // here) or its RET_SUBMIT is already queued ahead of this RET_UNLINK.
                 let mut status = wire::STATUS_OK;
@@ -355,10 +332,7 @@ async fn urb_session(socket: TcpStream, device: &Arc<Exported>) -> Result<(), Co
 
 /// Control transfers and OUT data are answered at once; None for an IN request on a pipe.
 fn submit_now(device: &Exported, submit: &Submit) -> Option<Vec<u8>> {
-    let stall = || {
-        device.counters.stalls.fetch_add(1, Ordering::Relaxed);
-        wire::ret_submit(submit.seqnum, wire::STATUS_STALL, 0, &[])
-    };
+    let stall = || wire::ret_submit(submit.seqnum, wire::STATUS_STALL, 0, &[]);
     if submit.endpoint == 0 {
         let setup = Setup::parse(submit.setup);
         return Some(match device.device.control(&setup, &submit.data) {

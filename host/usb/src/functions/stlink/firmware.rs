@@ -186,10 +186,6 @@ impl StlinkFirmware {
         self.pending = None;
     }
 
-    pub fn mode(&self) -> Mode {
-        self.mode
-    }
-
     /// One bulk OUT transfer from the host: a command block, or (part of) the data phase of
     /// the memory write before it. Returns the replies to queue on the IN endpoint.
     pub fn receive(&mut self, mut bytes: &[u8]) -> Vec<Vec<u8>> {

@@ -47,7 +47,7 @@ pub struct StlinkStats {
 }
 
 pub struct StlinkV3 {
-    commands: Mutex<mpsc::Sender<Message>>,
+    commands: mpsc::Sender<Message>,
     replies: Arc<InPipe>,
     swo: Arc<InPipe>,
     vcp: CdcAcm,
@@ -109,7 +109,7 @@ impl StlinkV3 {
             tracing::error!("ST-LINK firmware thread: {e}");
         }
         let function = Arc::new(StlinkV3 {
-            commands: Mutex::new(tx),
+            commands: tx,
             replies,
             swo: Arc::new(InPipe::new(Framing::Transfers)),
             vcp: CdcAcm::new(VCP_INTERFACE, VCP_ENDPOINTS, vcp),
@@ -154,13 +154,8 @@ impl StlinkV3 {
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    pub fn vcp(&self) -> &CdcAcm {
-        &self.vcp
-    }
-
     fn send(&self, message: Message) {
-        let tx = self.commands.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = tx.send(message);
+        let _ = self.commands.send(message);
     }
 }
 
