@@ -49,40 +49,34 @@ impl SerialTelemetry {
         Ok(t)
     }
 
-    /// The open port, reopened by name if it is missing; None while the device is absent.
-    fn port(&mut self) -> InstrumentResult<Option<&mut Box<dyn SerialPort>>> {
-        if self.port.is_none() {
-            if !Path::new(&self.device).exists() {
-                return Ok(None);
-            }
-            match serial::open(&self.device, self.baud) {
-                Ok(p) => {
-                    tracing::info!(device = %self.device, "telemetry port back, reopened");
-                    self.port = Some(p);
-                    self.absent = None;
-                }
-                // Just re-enumerated: udev may not have finished with the node yet.
-                Err(_) => return Ok(None),
-            }
+    /// Reopens a missing port by name, if the device is back.
+    fn reopen(&mut self) {
+        if self.port.is_some() || !Path::new(&self.device).exists() {
+            return;
         }
-        Ok(self.port.as_mut())
+        // An error: just re-enumerated, udev may not have finished with the node yet.
+        if let Ok(p) = serial::open(&self.device, self.baud) {
+            tracing::info!(device = %self.device, "telemetry port back, reopened");
+            self.port = Some(p);
+            self.absent = None;
+        }
     }
 
     /// Reads what is there; a read error means the device left (cdc_acm's EIO/ENODEV after
     /// a disconnect): the port is closed and reopened when it is back.
-    fn read(&mut self, buf: &mut [u8]) -> InstrumentResult<usize> {
-        let device = self.device.clone();
-        let Some(port) = self.port()? else {
+    fn read(&mut self, buf: &mut [u8]) -> usize {
+        self.reopen();
+        let Some(port) = self.port.as_mut() else {
             std::thread::sleep(REOPEN_POLL);
-            return Ok(0);
+            return 0;
         };
-        match read_some(port.as_mut(), buf, &device) {
-            Ok(n) => Ok(n),
+        match read_some(port.as_mut(), buf, &self.device) {
+            Ok(n) => n,
             Err(e) => {
-                tracing::info!(%device, error = %e, "telemetry port gone");
+                tracing::info!(device = %self.device, error = %e, "telemetry port gone");
                 self.port = None;
                 self.absent = Some(format!("vanished ({e})"));
-                Ok(0)
+                0
             }
         }
     }
@@ -95,12 +89,12 @@ impl TelemetryPort for SerialTelemetry {
     fn next_status(&mut self, timeout: Duration) -> InstrumentResult<StatusLine> {
         // Only lines that start after this call: drop what is buffered and any partial line.
         let mut buf = [0u8; 1024];
-        while self.port.is_some() && self.read(&mut buf)? > 0 {}
+        while self.port.is_some() && self.read(&mut buf) > 0 {}
         self.pending.clear();
         let mut synced = false;
         let deadline = Instant::now() + timeout;
         loop {
-            let n = self.read(&mut buf)?;
+            let n = self.read(&mut buf);
             for &b in &buf[..n] {
                 if b == b'\n' {
                     let line = String::from_utf8_lossy(&self.pending).into_owned();
