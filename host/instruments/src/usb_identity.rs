@@ -83,12 +83,12 @@ pub fn serial_ports() -> Result<Vec<PortEntry>, String> {
     Ok(entries)
 }
 
-/// An instrument's serial port as found on this machine's USB: the device its configured
-/// path resolves to (a by-id link), or None when the path is no USB device (a pseudo-terminal,
-/// a platform UART) or is not there.
-pub fn identify(path: &str) -> Option<PortEntry> {
+/// An instrument's serial port among `ports` (from [`serial_ports`]): the USB device its
+/// configured path resolves to (a by-id link), or None when the path is no USB device (a
+/// pseudo-terminal, a platform UART) or is not there.
+pub fn find<'a>(ports: &'a [PortEntry], path: &str) -> Option<&'a PortEntry> {
     let canonical = std::fs::canonicalize(path).ok()?;
-    serial_ports().ok()?.into_iter().find(|p| {
-        std::fs::canonicalize(&p.path).ok().as_ref() == Some(&canonical) && p.usb.is_some()
+    ports.iter().find(|p| {
+        p.usb.is_some() && std::fs::canonicalize(&p.path).ok().as_ref() == Some(&canonical)
     })
 }

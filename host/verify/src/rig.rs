@@ -106,17 +106,20 @@ impl Rig {
             ("power", c.power.port.as_deref()),
             ("telemetry", Some(c.telemetry.port.as_str())),
         ];
+        // One look at the machine's serial ports for all of them.
+        let found = rig_instruments::usb_identity::serial_ports().unwrap_or_default();
         for (instrument, port) in ports {
             let Some(port) = port else { continue };
-            if let Some(entry) = rig_instruments::usb_identity::identify(port) {
-                if let Some(identity) = entry.usb {
-                    usb.push(InstrumentUsb {
-                        instrument: instrument.into(),
-                        configured: port.into(),
-                        by_id: entry.by_id,
-                        identity,
-                    });
-                }
+            let Some(entry) = rig_instruments::usb_identity::find(&found, port) else {
+                continue;
+            };
+            if let Some(identity) = entry.usb.clone() {
+                usb.push(InstrumentUsb {
+                    instrument: instrument.into(),
+                    configured: port.into(),
+                    by_id: entry.by_id.clone(),
+                    identity,
+                });
             }
         }
         if let Some(identity) = self.probe.as_ref().and_then(|p| p.usb_identity()) {
