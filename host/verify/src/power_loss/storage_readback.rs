@@ -34,8 +34,6 @@ pub struct ProbeFlash<'a> {
     pub last_error: Option<String>,
     /// Blocks already read (offset of the block, its bytes), for this readback only.
     blocks: Vec<(u32, Vec<u8>)>,
-    /// Reads sent to the probe.
-    pub probe_reads: usize,
 }
 
 impl<'a> ProbeFlash<'a> {
@@ -44,7 +42,6 @@ impl<'a> ProbeFlash<'a> {
             probe,
             last_error: None,
             blocks: Vec::new(),
-            probe_reads: 0,
         }
     }
 
@@ -53,7 +50,6 @@ impl<'a> ProbeFlash<'a> {
             return Ok(&self.blocks[i].1);
         }
         let mut bytes = vec![0u8; READ_BLOCK as usize];
-        self.probe_reads += 1;
         self.probe
             .read_memory(FLASH_BASE + start, &mut bytes)
             .map_err(|e| {
@@ -201,7 +197,6 @@ mod tests {
             assert_eq!(x, pattern(FLASH_BASE + start + i as u32), "byte {i}");
         }
         assert_eq!(b, a[2..5]);
-        assert_eq!(flash.probe_reads, 2, "two blocks, each read once");
-        assert_eq!(probe.reads, 2);
+        assert_eq!(probe.reads, 2, "two blocks, each read once");
     }
 }
