@@ -150,11 +150,7 @@ pub fn run(
         if now != powered {
             powered = now;
             let stlink = usb.as_ref().map_or(String::new(), |u| {
-                let s = u.stlink_stats();
-                format!(
-                    "; ST-LINK so far: {} commands, {:.0} ms busy, {} boots",
-                    s.commands, s.busy_ms, s.reboots
-                )
+                format!("; ST-LINK so far: {}", u.stlink_stats())
             });
             let _ = writeln!(
                 out,
@@ -179,8 +175,7 @@ pub fn run(
         );
     }
     if let Some(usb) = usb {
-        let s = usb.stlink_stats();
-        let _ = writeln!(out, "ST-LINK: {} commands, {} boots", s.commands, s.reboots);
+        let _ = writeln!(out, "ST-LINK: {}", usb.stlink_stats());
     }
     drop(session);
     let _ = writeln!(out, "rig sim: stopped");

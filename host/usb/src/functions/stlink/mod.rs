@@ -46,6 +46,16 @@ pub struct StlinkStats {
     pub busy_ms: f64,
 }
 
+impl std::fmt::Display for StlinkStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} commands, {:.0} ms busy, {} boots",
+            self.commands, self.busy_ms, self.reboots
+        )
+    }
+}
+
 pub struct StlinkV3 {
     commands: mpsc::Sender<Message>,
     replies: Arc<InPipe>,
