@@ -137,6 +137,26 @@ fn ch340_device(bridge: SerialBridge) -> UsbDevice {
     }
 }
 
+/// Adds `device` to the server and to the list `rig sim` prints.
+fn export(
+    server: &mut UsbIpServer,
+    devices: &mut Vec<ExportedDevice>,
+    name: &'static str,
+    device: UsbDevice,
+    by_id: String,
+    plugged: bool,
+) -> Plug {
+    let identity = device.identity.clone();
+    let plug = server.add(device, plugged);
+    devices.push(ExportedDevice {
+        name,
+        busid: plug.busid().to_string(),
+        identity,
+        by_id,
+    });
+    plug
+}
+
 impl UsbBench {
     /// Serves the bench whose state is `shared` and whose simulators are on `ports`.
     pub fn start(
@@ -159,32 +179,24 @@ impl UsbBench {
             &config.stlink_serial,
             vcp,
         );
-        let stlink_identity = stlink_device.identity.clone();
         let powered = shared.board().powered;
-        let stlink_plug = server.add(
+        let stlink_by_id = stlink_device.identity.by_id(VCP_INTERFACE, None);
+        let stlink_plug = export(
+            &mut server,
+            &mut devices,
+            "ST-LINK V3 (probe + VCP)",
             stlink_device,
+            stlink_by_id,
             config.topology == Topology::TargetOnly || powered,
         );
-        devices.push(ExportedDevice {
-            name: "ST-LINK V3 (probe + VCP)",
-            busid: stlink_plug.busid().to_string(),
-            by_id: stlink_identity.by_id(VCP_INTERFACE, None),
-            identity: stlink_identity,
-        });
-        let serial_devices = [
-            ("CANable (slcan)", canable_identity(), &ports.slcan, None),
-            ("SUMP analyzer", sump_identity(), &ports.sump, None),
-        ];
-        for (name, identity, pty, uart) in serial_devices {
-            let bridge = SerialBridge::open(name, pty, uart)?;
+        for (name, identity, pty) in [
+            ("CANable (slcan)", canable_identity(), &ports.slcan),
+            ("SUMP analyzer", sump_identity(), &ports.sump),
+        ] {
+            let bridge = SerialBridge::open(name, pty, None)?;
             let by_id = identity.by_id(0, None);
-            let plug = server.add(cdc_device(identity.clone(), bridge, Speed::Full), true);
-            devices.push(ExportedDevice {
-                name,
-                busid: plug.busid().to_string(),
-                identity,
-                by_id,
-            });
+            let device = cdc_device(identity, bridge, Speed::Full);
+            export(&mut server, &mut devices, name, device, by_id, true);
         }
         let relay = SerialBridge::open(
             "LCUS-1 relay",
@@ -193,13 +205,16 @@ impl UsbBench {
                 baud: config.relay_baud,
             }),
         )?;
-        let plug = server.add(ch340_device(relay), true);
-        devices.push(ExportedDevice {
-            name: "LCUS-1 relay (CH340)",
-            busid: plug.busid().to_string(),
-            identity: ch340_identity(),
-            by_id: ch340_identity().by_id(0, Some(0)),
-        });
+        let by_id = ch340_identity().by_id(0, Some(0));
+        let name = "LCUS-1 relay (CH340)";
+        export(
+            &mut server,
+            &mut devices,
+            name,
+            ch340_device(relay),
+            by_id,
+            true,
+        );
         let server = server.start(&config.listen)?;
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = match config.topology {
