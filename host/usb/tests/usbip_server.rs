@@ -65,13 +65,6 @@ fn device(function: Arc<Echo>) -> UsbDevice {
     }
 }
 
-fn op(code: u16) -> Vec<u8> {
-    let mut v = wire::VERSION.to_be_bytes().to_vec();
-    v.extend_from_slice(&code.to_be_bytes());
-    v.extend_from_slice(&[0; 4]);
-    v
-}
-
 fn submit(
     seqnum: u32,
     direction_in: bool,
@@ -147,7 +140,8 @@ fn in_requests_wait_for_data_in_order_and_can_be_unlinked() {
     let address = running.address();
 
     let mut list = TcpStream::connect(address).unwrap();
-    list.write_all(&op(wire::OP_REQ_DEVLIST)).unwrap();
+    list.write_all(&wire::op_header(wire::OP_REQ_DEVLIST, 0))
+        .unwrap();
     let mut head = [0u8; 12];
     list.read_exact(&mut head).unwrap();
     assert_eq!(
@@ -157,7 +151,7 @@ fn in_requests_wait_for_data_in_order_and_can_be_unlinked() {
 
     let mut s = TcpStream::connect(address).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut import = op(wire::OP_REQ_IMPORT);
+    let mut import = wire::op_header(wire::OP_REQ_IMPORT, 0);
     let mut busid = [0u8; wire::BUSID_LEN];
     busid[..3].copy_from_slice(b"1-1");
     import.extend_from_slice(&busid);
@@ -238,7 +232,8 @@ fn in_requests_wait_for_data_in_order_and_can_be_unlinked() {
     assert!(!plug.is_attached());
     plug.set_plugged(true);
     let mut list = TcpStream::connect(address).unwrap();
-    list.write_all(&op(wire::OP_REQ_DEVLIST)).unwrap();
+    list.write_all(&wire::op_header(wire::OP_REQ_DEVLIST, 0))
+        .unwrap();
     list.read_exact(&mut head).unwrap();
     assert_eq!(
         u32::from_be_bytes([head[8], head[9], head[10], head[11]]),

@@ -18,14 +18,6 @@ use rig_usb::usbip::wire;
 
 const VHCI: &str = "/sys/devices/platform/vhci_hcd.0";
 
-fn op_request(code: u16) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8);
-    out.extend_from_slice(&wire::VERSION.to_be_bytes());
-    out.extend_from_slice(&code.to_be_bytes());
-    out.extend_from_slice(&0u32.to_be_bytes());
-    out
-}
-
 fn connect(server: &str) -> std::io::Result<TcpStream> {
     let s = TcpStream::connect(server)?;
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
@@ -36,7 +28,7 @@ fn connect(server: &str) -> std::io::Result<TcpStream> {
 /// (busid, speed) of every device the server lists.
 fn list(server: &str) -> std::io::Result<Vec<(String, u32)>> {
     let mut s = connect(server)?;
-    s.write_all(&op_request(wire::OP_REQ_DEVLIST))?;
+    s.write_all(&wire::op_header(wire::OP_REQ_DEVLIST, 0))?;
     let mut header = [0u8; 12];
     s.read_exact(&mut header)?;
     let count = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
@@ -74,7 +66,7 @@ fn free_port() -> std::io::Result<u32> {
 
 fn attach(server: &str, busid: &str, speed: u32) -> std::io::Result<()> {
     let mut s = connect(server)?;
-    let mut request = op_request(wire::OP_REQ_IMPORT);
+    let mut request = wire::op_header(wire::OP_REQ_IMPORT, 0);
     let mut id = [0u8; wire::BUSID_LEN];
     let n = busid.len().min(wire::BUSID_LEN - 1);
     id[..n].copy_from_slice(&busid.as_bytes()[..n]);

@@ -77,7 +77,8 @@ pub fn parse_busid(bytes: &[u8; BUSID_LEN]) -> String {
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
-pub fn op_reply(code: u16, status: u32) -> Vec<u8> {
+/// An operation header (version, code, status): a request's whole, a reply's start.
+pub fn op_header(code: u16, status: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(OP_HEADER_LEN);
     out.extend_from_slice(&VERSION.to_be_bytes());
     out.extend_from_slice(&code.to_be_bytes());
@@ -145,7 +146,7 @@ impl DeviceRecord {
 
 /// The OP_REP_DEVLIST answer.
 pub fn devlist_reply(devices: &[DeviceRecord]) -> Vec<u8> {
-    let mut out = op_reply(OP_REP_DEVLIST, 0);
+    let mut out = op_header(OP_REP_DEVLIST, 0);
     out.extend_from_slice(&(devices.len() as u32).to_be_bytes());
     for d in devices {
         d.encode_with_interfaces(&mut out);
@@ -158,11 +159,11 @@ pub fn devlist_reply(devices: &[DeviceRecord]) -> Vec<u8> {
 pub fn import_reply(device: Option<&DeviceRecord>) -> Vec<u8> {
     match device {
         Some(d) => {
-            let mut out = op_reply(OP_REP_IMPORT, 0);
+            let mut out = op_header(OP_REP_IMPORT, 0);
             d.encode(&mut out);
             out
         }
-        None => op_reply(OP_REP_IMPORT, 1),
+        None => op_header(OP_REP_IMPORT, 1),
     }
 }
 
