@@ -271,6 +271,33 @@ pub enum PowerTopology {
     StlinkUsb,
 }
 
+/// The boot pin a recovery relay channel drives while it is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecoveryPin {
+    /// NRST pulled to GND: the chip stays in reset (ST's "connect under reset").
+    Nrst,
+    /// BOOT0 tied to VDD: the chip boots ST's system bootloader instead of the flash.
+    Boot0,
+}
+
+impl RecoveryPin {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Nrst => "NRST",
+            Self::Boot0 => "BOOT0",
+        }
+    }
+}
+
+/// `power.recovery_line`: which relay channel drives which boot pin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryLine {
+    pub pin: RecoveryPin,
+    pub channel: u8,
+}
+
 /// Simulated bench only: its instruments served as USB devices over USB/IP (`rig sim --usbip`).
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
@@ -321,6 +348,11 @@ pub struct PowerConfig {
     /// through the ST-LINK's USB port CN1 (probe, virtual COM port and target go dark together).
     #[serde(default)]
     pub topology: PowerTopology,
+    /// A relay channel of its own, on the same relay board, wired to the board's NRST (to GND)
+    /// or BOOT0 (to VDD): `rig recover` switches it on across the power-on, which a probe
+    /// powered with the board (`topology = "stlink-usb"`) cannot do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_line: Option<RecoveryLine>,
     /// Simulated bench only: how long the simulated supply takes from the on-command to a
     /// valid VDD (a lab supply's soft start); 0: at once.
     #[serde(default)]
@@ -508,6 +540,20 @@ fn check_power(
             return Err(file.error_at(
                 at("command_timeout_ms"),
                 "power.command_timeout_ms must be above 0",
+            ));
+        }
+    }
+    if let Some(line) = &p.recovery_line {
+        if p.switch != PowerSwitchKind::Lcus1 {
+            return Err(file.error_at(
+                at("recovery_line"),
+                format!("power.recovery_line needs a relay board with channels (switch = \"lcus1\", e.g. an LCUS-2); switch = \"{kind}\" has none. Without it, say nothing and `rig recover` tells the person at the bench what to hold"),
+            ));
+        }
+        if line.channel == p.channel || line.channel == 0 {
+            return Err(file.error_at(
+                at("recovery_line"),
+                format!("power.recovery_line.channel = {}: give the relay channel wired to {} (1..=255), not power.channel = {} (the board's supply)", line.channel, line.pin.name(), p.channel),
             ));
         }
     }

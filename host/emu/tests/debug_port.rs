@@ -33,6 +33,8 @@ fn probe_rs_halts_reads_registers_and_stops_at_an_fpb_breakpoint() {
             option_bytes: OptionBytes::default(),
             relay_channel: 1,
             supply_rise_ms: 0,
+            probe_supply: Default::default(),
+            recovery_line: None,
             can_interface: None,
         },
         Box::new(board),

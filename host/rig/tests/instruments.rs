@@ -25,6 +25,8 @@ fn bench() -> SimulatedBench {
         option_bytes: OptionBytes::default(),
         relay_channel: 1,
         supply_rise_ms: 0,
+        probe_supply: Default::default(),
+        recovery_line: None,
         can_interface: None,
     })
     .expect("bench starts")
@@ -63,6 +65,65 @@ fn relay_driver_sends_lcus_bytes_and_switches_the_simulated_board() {
         ]
     );
     assert!(!bench.shared.board().powered);
+}
+
+/// An LCUS-2: channel 1 in the board's supply, channel 2 from NRST to GND. The driver's second
+/// channel shares the port; with NRST held across the power-on the LDO build in flash never
+/// runs, and releasing it lets it run and lock the chip up.
+#[test]
+fn relay_driver_holds_nrst_through_its_second_channel() {
+    let _g = common::bench_lock();
+    let bench = SimulatedBench::start(SimulatedBenchConfig {
+        wiring: SupplyConfig::DirectSmps,
+        preloaded: LogicFirmware {
+            supply: SupplyConfig::Ldo,
+        },
+        option_bytes: OptionBytes::default(),
+        relay_channel: 1,
+        supply_rise_ms: 0,
+        probe_supply: Default::default(),
+        recovery_line: Some(bench_config::RecoveryLine {
+            pin: bench_config::RecoveryPin::Nrst,
+            channel: 2,
+        }),
+        can_interface: None,
+    })
+    .expect("bench starts");
+    let mut power = LcusRelay::open(&bench.ports.relay, 1).unwrap();
+    let mut nrst = power.channel(2);
+    assert!(nrst.describe().contains("channel 2"), "{}", nrst.describe());
+    let alive = || {
+        bench
+            .shared
+            .board()
+            .target
+            .debug_accessible(rig_instruments::CoreSelect::Cm7)
+    };
+    let commands_seen = |n: usize| {
+        let end = Instant::now() + Duration::from_secs(1);
+        while bench.shared.relay_log.lock().unwrap().len() < n && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    nrst.set_power(true).unwrap();
+    power.set_power(true).unwrap();
+    commands_seen(2);
+    assert!(alive(), "held in reset across the power-on");
+    nrst.set_power(false).unwrap();
+    commands_seen(3);
+    assert!(
+        !alive(),
+        "released: the LDO build ran and locked the chip up"
+    );
+    let log = bench.shared.relay_log.lock().unwrap().clone();
+    assert_eq!(
+        log,
+        vec![
+            ([0xA0, 0x02, 0x01, 0xA3], true),
+            ([0xA0, 0x01, 0x01, 0xA2], true),
+            ([0xA0, 0x02, 0x00, 0xA2], true)
+        ]
+    );
 }
 
 #[test]

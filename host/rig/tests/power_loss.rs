@@ -229,11 +229,11 @@ fn locked_board_stops_bring_up_and_the_recover_command_fixes_it() {
     );
 }
 
-/// A NUCLEO powered through CN1: the ST-LINK cannot hold NRST while power returns, so
-/// `recover` says what a person has to do (the simulated bench's probe still can, so the
-/// procedure itself goes on and brings the board back).
+/// A NUCLEO powered through CN1: the ST-LINK is off while the board is, so nothing holds NRST
+/// across the power-on and the LDO build in flash latches again before the probe is back. With
+/// no relay on NRST or BOOT0, `recover` fails and says what a person has to do.
 #[test]
-fn recover_on_a_cn1_powered_bench_says_to_hold_the_reset_button() {
+fn recover_on_a_cn1_powered_bench_without_a_recovery_relay_says_to_hold_the_reset_button() {
     let _g = common::bench_lock();
     let dir = tempfile::tempdir().unwrap();
     let rig = common::rig_variant(
@@ -247,7 +247,48 @@ fn recover_on_a_cn1_powered_bench_says_to_hold_the_reset_button() {
         text.contains("NRST across power-on") && text.contains("reset button (B2)"),
         "{text}"
     );
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("connect under reset") && text.contains("3 attempts"),
+        "{text}"
+    );
+}
+
+/// The same CN1-powered bench with a relay channel of its own on NRST (the shipped
+/// rig-config/sim-locked-cn1.toml) or on BOOT0 (ST's two ways): `recover` switches it across
+/// the power-on and brings the board back.
+#[rstest::rstest]
+#[case::nrst("nrst", "NRST across power-on")]
+#[case::boot0("boot0", "BOOT0 across power-on")]
+fn recover_on_a_cn1_powered_bench_through_a_recovery_relay(#[case] pin: &str, #[case] step: &str) {
+    let _g = common::bench_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let line = format!("pin = \"{pin}\"");
+    let rig = common::rig_variant(
+        dir.path(),
+        "rig-config/sim-locked-cn1.toml",
+        &[("pin = \"nrst\"", line.as_str())],
+    );
+    let out = recover_erase_and_flash(&rig);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(step) && text.contains("recovery_line"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("reset button (B2)"),
+        "no hand needed: {text}"
+    );
+    assert!(
+        text.contains("recovered") && text.contains("power-cycle check"),
+        "{text}"
+    );
 }
 
 /// `rig recover --erase --flash logic:direct-smps` on the rig config at `rig`.

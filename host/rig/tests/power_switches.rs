@@ -306,7 +306,7 @@ fn rig_configs_open_command_and_sysfs_switches_without_a_port() {
 #[test]
 fn rig_configs_name_the_line_of_a_missing_or_foreign_power_field() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &str, &str); 7] = [
+    let cases: [(&str, &str, &str); 10] = [
         // (power section, line the error points at, words in the message)
         (
             "switch = \"command\"\non_command = [\"uhubctl\", \"-a\", \"on\"]",
@@ -334,6 +334,21 @@ fn rig_configs_name_the_line_of_a_missing_or_foreign_power_field() {
             "switch = \"scpi\"\nport = \"/dev/ttyUSB0\"\nvoltage = -3.0",
             "voltage",
             "power.voltage = -3",
+        ),
+        (
+            "switch = \"scpi\"\nport = \"/dev/ttyUSB0\"\nrecovery_line = { pin = \"nrst\", channel = 2 }",
+            "recovery_line",
+            "power.recovery_line needs a relay board with channels",
+        ),
+        (
+            "switch = \"lcus1\"\nport = \"/dev/ttyUSB0\"\nrecovery_line = { pin = \"boot0\", channel = 1 }",
+            "recovery_line",
+            "not power.channel = 1",
+        ),
+        (
+            "switch = \"lcus1\"\nport = \"/dev/ttyUSB0\"\nrecovery_line = { pin = \"reset\", channel = 2 }",
+            "recovery_line",
+            "unknown variant",
         ),
     ];
     for (power, at, words) in cases {

@@ -290,6 +290,33 @@ fn nrst_stays_held_until_the_board_has_power_so_a_slow_supply_cannot_let_the_fir
 }
 
 #[test]
+fn a_cn1_powered_bench_recovers_through_a_relay_on_nrst_with_probe_rs() {
+    // The probe is powered with the board (off USB while it is off, back 300 ms after power
+    // returns): only the relay holds NRST across the power-on, then hands it to the probe.
+    let lines = recover_locked_board(&[(
+        "[power]\n",
+        "[usb]\nstlink_enumeration_ms = 300\n\n[power]\ntopology = \"stlink-usb\"\nrecovery_line = { pin = \"nrst\", channel = 2 }\n",
+    )]);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ok power on with NRST held")
+                && l.contains("the probe holds NRST")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ok connect under reset") && l.contains("nothing latched yet")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("ok power-cycle check")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
 fn rig_flash_downloads_and_verifies_the_shipped_elf_through_probe_rs() {
     let good = elf(DIRECT_SMPS_ELF);
     let _g = common::bench_lock();

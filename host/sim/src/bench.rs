@@ -27,6 +27,10 @@ pub struct SimulatedBenchConfig {
     pub relay_channel: u8,
     /// Time from the switch's on-command to a valid VDD (0: at once).
     pub supply_rise_ms: u64,
+    /// What powers the debug probe (a NUCLEO's ST-LINK: the board's supply through CN1).
+    pub probe_supply: ProbeSupply,
+    /// A relay channel of the bench's relay board wired to NRST or BOOT0.
+    pub recovery_line: Option<RecoveryLine>,
     /// A SocketCAN interface (e.g. `vcan0`) to bridge the board's bus to, instead of the slcan
     /// adapter simulator: the host then reaches the board through that interface, and the
     /// slcan pty answers nothing.
@@ -34,7 +38,8 @@ pub struct SimulatedBenchConfig {
 }
 
 use crate::shared::lock;
-pub use crate::shared::{BoardSlot, Shared};
+pub use crate::shared::{BoardSlot, NrstDriver, ProbeSupply, Shared};
+use bench_config::RecoveryLine;
 
 /// Paths of the simulated instruments' pseudo-terminals.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -99,7 +104,11 @@ impl SimulatedBench {
         target: Box<dyn SimulatedTarget>,
     ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared::new(target));
-        shared.board().supply_rise_us = config.supply_rise_ms * 1000;
+        {
+            let mut b = shared.board();
+            b.supply_rise_us = config.supply_rise_ms * 1000;
+            b.probe_supply = config.probe_supply;
+        }
         let (slcan_m, slcan_s, slcan) = pty("slcan adapter")?;
         let (sump_m, sump_s, sump) = pty("SUMP analyzer")?;
         let (relay_m, relay_s, relay) = pty("LCUS-1 relay")?;
@@ -137,9 +146,12 @@ impl SimulatedBench {
             super::sump_analyzer::run(&s, sump_m)
         })?);
         let s = shared.clone();
-        let channel = config.relay_channel;
+        let wiring = super::lcus_relay::RelayWiring {
+            power: config.relay_channel,
+            recovery: config.recovery_line,
+        };
         threads.push(spawn("sim-relay", move || {
-            super::lcus_relay::run(&s, relay_m, channel)
+            super::lcus_relay::run(&s, relay_m, wiring)
         })?);
         Ok(Self {
             shared,

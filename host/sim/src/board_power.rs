@@ -1,7 +1,7 @@
 //! The board's power and reset, as both simulated boards (the logic board and the emulated
 //! board) see them: supply on or off, NRST held or released, Vcore cut by a supply lock-up,
-//! and the Cortex-M7's boot gate from the option bytes. One state machine, so the two boards
-//! cannot disagree about when the core starts, stops or answers the debugger.
+//! the Cortex-M7's boot gate from the option bytes, and the BOOT0 pin. One state machine, so
+//! the two boards cannot disagree about when the core starts, stops or answers the debugger.
 
 use rig_instruments::CoreSelect;
 use stm32h755::flash::OPTSR_BCM7;
@@ -24,6 +24,10 @@ pub enum BootGate {
     HeldInReset,
     /// BCM7 = 0 in the option bytes: the Cortex-M7 does not boot (the Cortex-M4's port answers).
     Cm7Disabled,
+    /// BOOT0 was high at the reset: the Cortex-M7 boots ST's system bootloader (system memory
+    /// at BOOT_CM7_ADD1), not the flash, so the firmware cannot latch its supply. The
+    /// bootloader writes PWR_CR3 itself (ST: power-cycle once more after a recovery).
+    SystemMemory,
     /// The core may run the firmware.
     Open,
 }
@@ -36,6 +40,8 @@ pub struct BoardPower {
     locked_up: bool,
     /// The Cortex-M7 does not boot (BCM7 = 0): set at each start from the option bytes.
     cm7_disabled: bool,
+    /// The BOOT0 pin is high (a jumper or a relay to VDD): sampled at each reset.
+    boot0_high: bool,
 }
 
 impl BoardPower {
@@ -77,13 +83,22 @@ impl BoardPower {
         }
     }
 
-    /// At a start: may the core run, given NRST and the option bytes (FLASH_OPTSR)?
+    /// BOOT0 high or low: takes effect at the next reset or power-on, as the chip samples it
+    /// only then.
+    pub fn set_boot0(&mut self, high: bool) {
+        self.boot0_high = high;
+    }
+
+    /// At a start: may the core run its firmware, given NRST, the option bytes (FLASH_OPTSR)
+    /// and BOOT0?
     pub fn boot_gate(&mut self, optsr: u32) -> BootGate {
         self.cm7_disabled = optsr & OPTSR_BCM7 == 0;
         if self.reset_held {
             BootGate::HeldInReset
         } else if self.cm7_disabled {
             BootGate::Cm7Disabled
+        } else if self.boot0_high {
+            BootGate::SystemMemory
         } else {
             BootGate::Open
         }
@@ -166,5 +181,24 @@ mod tests {
         p.lock_up();
         assert_eq!(p.set_reset_held(true), CoreAction::Nothing, "locked up");
         assert!(p.reset_held());
+    }
+
+    #[test]
+    fn boot0_is_sampled_at_the_next_start() {
+        let mut p = BoardPower::default();
+        assert_eq!(p.power_on(), CoreAction::Start);
+        assert_eq!(p.boot_gate(OPTSR_DEFAULT), BootGate::Open);
+        p.set_boot0(true);
+        assert_eq!(p.boot_gate(OPTSR_DEFAULT), BootGate::SystemMemory);
+        assert!(p.debug_accessible(CoreSelect::Cm7), "the bootloader runs");
+        assert_eq!(p.set_reset_held(true), CoreAction::Hold);
+        assert_eq!(
+            p.boot_gate(OPTSR_DEFAULT),
+            BootGate::HeldInReset,
+            "NRST before BOOT0"
+        );
+        assert_eq!(p.set_reset_held(false), CoreAction::Start);
+        p.set_boot0(false);
+        assert_eq!(p.boot_gate(OPTSR_DEFAULT), BootGate::Open);
     }
 }

@@ -1,12 +1,44 @@
-//! LCUS-1 relay simulator: takes `A0 ch state sum` frames and switches the board's supply.
+//! LCUS relay board simulator (LCUS-1, or a multi-channel LCUS-2/4): takes `A0 ch state sum`
+//! frames and switches what each channel is wired to: the board's supply, and optionally NRST
+//! (to GND) or BOOT0 (to VDD).
 
 use std::sync::atomic::Ordering;
 
 use serialport::TTYPort;
 
-use crate::shared::{lock, Shared};
+use bench_config::{RecoveryLine, RecoveryPin};
 
-pub fn run(shared: &Shared, mut port: TTYPort, channel: u8) {
+use crate::shared::{lock, NrstDriver, Shared};
+
+/// What the relay's channels are wired to.
+#[derive(Clone, Copy, Debug)]
+pub struct RelayWiring {
+    /// The channel in the board's supply.
+    pub power: u8,
+    pub recovery: Option<RecoveryLine>,
+}
+
+impl RelayWiring {
+    /// Switches channel `ch`; `false` when nothing is wired to it.
+    fn switch(&self, shared: &Shared, ch: u8, on: bool) -> bool {
+        if ch == self.power {
+            shared.set_power(on);
+            return true;
+        }
+        match self.recovery {
+            Some(RecoveryLine { channel, pin }) if channel == ch => {
+                match pin {
+                    RecoveryPin::Nrst => shared.drive_nrst(NrstDriver::Relay, on),
+                    RecoveryPin::Boot0 => shared.set_boot0(on),
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+pub fn run(shared: &Shared, mut port: TTYPort, wiring: RelayWiring) {
     let mut pending: Vec<u8> = Vec::new();
     let mut buf = [0u8; 64];
     while !shared.stop.load(Ordering::Relaxed) {
@@ -23,11 +55,9 @@ pub fn run(shared: &Shared, mut port: TTYPort, channel: u8) {
             let cmd: [u8; 4] = [pending[0], pending[1], pending[2], pending[3]];
             pending.drain(..4);
             let sum_ok = cmd[3] == cmd[0].wrapping_add(cmd[1]).wrapping_add(cmd[2]);
-            let accepted = sum_ok && cmd[1] == channel && cmd[2] <= 1;
+            let accepted = sum_ok && cmd[2] <= 1 && wiring.switch(shared, cmd[1], cmd[2] == 1);
             lock(&shared.relay_log).push((cmd, accepted));
-            if accepted {
-                shared.set_power(cmd[2] == 1);
-            } else {
+            if !accepted {
                 tracing::warn!(?cmd, "simulated relay ignored a malformed command");
             }
         }

@@ -142,6 +142,13 @@ impl LogicBoard {
                 self.core = CoreState::Stopped;
                 return;
             }
+            BootGate::SystemMemory => {
+                // ST's bootloader chooses a supply of its own; modelled as the one the board
+                // is wired for (ST's recovery by BOOT0 works on these boards), so it latches.
+                self.pwr.write_cr3(self.wiring.cr3_bits(), self.wiring);
+                self.core = CoreState::Stopped;
+                return;
+            }
             BootGate::Open => {}
         }
         let Some(firmware) = self.firmware else {
@@ -341,6 +348,10 @@ impl SimulatedTarget for LogicBoard {
         // Without Vcore the level is only recorded: it applies at the next power-on.
         let action = self.power.set_reset_held(held);
         self.act(action, now_us);
+    }
+
+    fn set_boot0(&mut self, high: bool) {
+        self.power.set_boot0(high);
     }
 
     fn debug_read(

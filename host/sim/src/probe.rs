@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::MutexGuard;
 
 use super::{
-    shared::{BoardSlot, Shared},
+    shared::{BoardSlot, NrstDriver, Shared},
     target::FirmwareImage,
 };
 use rig_instruments::{CoreSelect, DebugProbe, ProbeError};
@@ -25,6 +25,19 @@ impl SimulatedProbe {
 
     fn name(&self) -> String {
         "simulated ST-LINK".into()
+    }
+
+    /// A probe powered with the board is gone while the board is off and until it has
+    /// enumerated again.
+    fn present(&self) -> Result<(), ProbeError> {
+        if self.shared.probe_present() {
+            Ok(())
+        } else {
+            Err(ProbeError::Gone {
+                probe: self.name(),
+                reason: "not on USB: it is powered with the board (power.topology = \"stlink-usb\"), which is off or has not been on long enough for it to enumerate".into(),
+            })
+        }
     }
 
     /// The board, when the probe is attached and the core still answers.
@@ -59,6 +72,10 @@ impl SimulatedProbe {
 
 impl DebugProbe for SimulatedProbe {
     fn attach(&mut self, core: CoreSelect) -> Result<(), ProbeError> {
+        if let Err(e) = self.present() {
+            self.attached = None;
+            return Err(e);
+        }
         let b = self.shared.board();
         if b.powered && b.target.debug_accessible(core) {
             drop(b);
@@ -75,16 +92,16 @@ impl DebugProbe for SimulatedProbe {
     }
 
     fn attach_under_reset(&mut self, core: CoreSelect) -> Result<(), ProbeError> {
-        let now = self.shared.now_us();
-        self.shared.board().target.set_reset_held(true, now);
+        self.present()?;
+        self.shared.drive_nrst(NrstDriver::Probe, true);
         let r = self.attach(core);
         // Attached: the probe lets go of NRST and keeps the core halted; here the core simply stays in reset.
         r
     }
 
     fn hold_reset(&mut self, asserted: bool) -> Result<(), ProbeError> {
-        let now = self.shared.now_us();
-        self.shared.board().target.set_reset_held(asserted, now);
+        self.present()?;
+        self.shared.drive_nrst(NrstDriver::Probe, asserted);
         Ok(())
     }
 
@@ -204,7 +221,8 @@ impl DebugProbe for SimulatedProbe {
     }
 
     fn target_voltage(&mut self) -> Result<Option<f32>, ProbeError> {
-        // A probe on its own supply, measuring the board's VDD.
+        self.present()?;
+        // A probe up, measuring the board's VDD.
         Ok(Some(if self.shared.board().powered {
             3.3
         } else {

@@ -50,6 +50,18 @@ impl SwdProbe {
         Probe::from_specific_probe(Box::new(Self::new(shared, counters)))
     }
 
+    /// Opens it as a host opens a probe on USB: not found while a probe powered with the
+    /// board is off USB (the board is off, or the probe is still enumerating).
+    pub fn open(shared: Arc<Shared>, counters: Arc<SwdCounters>) -> Result<Probe, probe_rs::Error> {
+        if !shared.probe_present() {
+            return Err(probe_rs::probe::DebugProbeError::ProbeCouldNotBeCreated(
+                probe_rs::probe::ProbeCreationError::NotFound,
+            )
+            .into());
+        }
+        Ok(Self::probe(shared, counters))
+    }
+
     fn set_nrst(&mut self, held: bool) {
         self.wire.set_nrst(held);
     }

@@ -16,7 +16,7 @@ use std::{
 };
 
 use crate::{
-    shared::Shared,
+    shared::{NrstDriver, Shared},
     target::{DapAck, DapPort},
 };
 
@@ -94,8 +94,7 @@ impl SwdWire {
 
     pub fn set_nrst(&mut self, held: bool) {
         self.nrst_held = held;
-        let now = self.shared.now_us();
-        self.shared.board().target.set_reset_held(held, now);
+        self.shared.drive_nrst(NrstDriver::Probe, held);
     }
 
     pub fn nrst_held(&self) -> bool {

@@ -77,6 +77,8 @@ pub trait SimulatedTarget: Send {
     /// NRST held (true) or released (false). While held the core does not run; releasing it
     /// starts the firmware, as a reset does.
     fn set_reset_held(&mut self, held: bool, now_us: u64);
+    /// The BOOT0 pin high (system bootloader) or low (flash), sampled at the next reset.
+    fn set_boot0(&mut self, high: bool);
     /// Erases all flash: program, storage; the firmware becomes [`FirmwareImage::Blank`].
     fn mass_erase(&mut self);
     /// Programs segments into the program flash (bank 1), as a flash download does.

@@ -2,7 +2,7 @@
 //! USB/IP: the ST-LINK V3 (debug + VCP on the board's USART3), a CANable (slcan, CDC-ACM), a
 //! SUMP analyzer (CDC-ACM) and the LCUS-1 relay's CH340. With the board powered through the
 //! ST-LINK's USB port, the ST-LINK leaves USB at every power cut and comes back the
-//! enumeration delay after power returns.
+//! enumeration delay after power returns (the bench's `ProbeSupply` says when).
 
 use std::{
     sync::{
@@ -13,7 +13,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rig_sim::{bench::SimulatedPorts, shared::Shared, swd_wire::SwdCounters};
+use rig_sim::{
+    bench::SimulatedPorts,
+    shared::{ProbeSupply, Shared},
+    swd_wire::SwdCounters,
+};
 
 use crate::{
     device::{descriptors, Identity, Speed, UsbDevice},
@@ -26,24 +30,12 @@ use crate::{
     usbip::{Plug, RunningServer, UsbIpServer},
 };
 
-/// What the bench's switch powers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Topology {
-    /// The target's supply only: the ST-LINK stays on USB.
-    TargetOnly,
-    /// The NUCLEO through the ST-LINK's USB port (CN1).
-    ThroughStlink,
-}
-
 #[derive(Clone, Debug)]
 pub struct UsbBenchConfig {
     /// Where the USB/IP server listens (`0.0.0.0:3240`; a QEMU guest with user networking
     /// reaches the host's loopback at 10.0.2.2).
     pub listen: String,
     pub stlink_serial: String,
-    pub topology: Topology,
-    /// Power-on to the ST-LINK back on USB (its boot and enumeration).
-    pub stlink_enumeration: Duration,
     /// The relay MCU's UART behind the CH340 (the LCUS-1: 9600 8N1).
     pub relay_baud: u32,
     /// The board's telemetry UART (USART3) behind the ST-LINK's VCP.
@@ -179,7 +171,6 @@ impl UsbBench {
             &config.stlink_serial,
             vcp,
         );
-        let powered = shared.board().powered;
         let stlink_by_id = stlink_device.identity.by_id(VCP_INTERFACE, None);
         let stlink_plug = export(
             &mut server,
@@ -187,7 +178,7 @@ impl UsbBench {
             "ST-LINK V3 (probe + VCP)",
             stlink_device,
             stlink_by_id,
-            config.topology == Topology::TargetOnly || powered,
+            shared.probe_present(),
         );
         for (name, identity, pty) in [
             ("CANable (slcan)", canable_identity(), &ports.slcan),
@@ -217,15 +208,14 @@ impl UsbBench {
         );
         let server = server.start(&config.listen)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let watcher = match config.topology {
-            Topology::TargetOnly => None,
-            Topology::ThroughStlink => {
-                let (stop, plug, delay) =
-                    (stop.clone(), stlink_plug.clone(), config.stlink_enumeration);
+        let watcher = match shared.board().probe_supply {
+            ProbeSupply::OwnUsb => None,
+            ProbeSupply::BoardSupply { .. } => {
+                let (stop, plug, shared) = (stop.clone(), stlink_plug.clone(), shared.clone());
                 Some(
                     std::thread::Builder::new()
                         .name("usb-power".into())
-                        .spawn(move || follow_power(&shared, &plug, delay, &stop))?,
+                        .spawn(move || follow_power(&shared, &plug, &stop))?,
                 )
             }
         };
@@ -256,29 +246,20 @@ impl Drop for UsbBench {
     }
 }
 
-/// The ST-LINK powered from CN1: gone at once when the supply is cut, back `delay` after
-/// it returns (a cut during that time starts the wait over).
-fn follow_power(shared: &Shared, plug: &Plug, delay: Duration, stop: &AtomicBool) {
-    let mut on_since: Option<Instant> = None;
+/// The ST-LINK powered from CN1: on USB while the bench says the probe is up (gone at once
+/// when the supply is cut, back its enumeration delay after the supply returns).
+fn follow_power(shared: &Shared, plug: &Plug, stop: &AtomicBool) {
+    let mut off_since: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
-        let powered = {
-            let b = shared.board();
-            b.powered || b.rising_until.is_some()
-        };
-        match (powered, on_since) {
-            (false, _) => {
-                on_since = None;
-                if plug.is_plugged() {
-                    plug.set_plugged(false);
-                    tracing::info!("ST-LINK off USB (its supply was cut)");
-                }
-            }
-            (true, None) => on_since = Some(Instant::now()),
-            (true, Some(t)) => {
-                if !plug.is_plugged() && t.elapsed() >= delay {
-                    plug.set_plugged(true);
-                    tracing::info!("ST-LINK back on USB after {:?}", t.elapsed());
-                }
+        let up = shared.probe_present();
+        if up != plug.is_plugged() {
+            plug.set_plugged(up);
+            if up {
+                let after = off_since.map(|t| t.elapsed()).unwrap_or_default();
+                tracing::info!("ST-LINK back on USB, {after:?} after it left");
+            } else {
+                off_since = Some(Instant::now());
+                tracing::info!("ST-LINK off USB (its supply was cut)");
             }
         }
         std::thread::sleep(Duration::from_millis(2));

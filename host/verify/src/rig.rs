@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use bench_config::RigConfig;
+use bench_config::{RecoveryPin, RigConfig};
 use rig_instruments::{
     CoreSelect, DebugProbe, EmulationMonitor, EmulationStats, FirmwareIdentity, InstrumentError,
     LogicImageLoader, PowerSwitch, ProbeError, PulseMeter, StoragePowerCut, TelemetryPort,
@@ -63,6 +63,8 @@ pub struct Rig {
     pub ecu: Ecu,
     pub meter: Box<dyn PulseMeter>,
     pub power: Box<dyn PowerSwitch>,
+    /// A relay channel on the board's NRST or BOOT0 (`power.recovery_line`), for recovery.
+    pub recovery_line: Option<(RecoveryPin, Box<dyn PowerSwitch>)>,
     pub probe: Option<Box<dyn DebugProbe>>,
     pub telemetry: Box<dyn TelemetryPort>,
     pub firmware: FirmwareIdentity,

@@ -269,6 +269,12 @@ impl EmulatedBoard {
         match gate {
             // NRST held, or BCM7 = 0: the core stays stopped.
             BootGate::HeldInReset | BootGate::Cm7Disabled => return,
+            // BOOT0 high: ST's bootloader runs instead of the ELF (not emulated: the core stays
+            // stopped). It chooses a supply of its own, modelled as the board's wiring.
+            BootGate::SystemMemory => {
+                self.latched.get_or_insert(self.wiring.cr3_bits());
+                return;
+            }
             BootGate::Open => {}
         }
         let bank1 = std::mem::replace(&mut self.bank1, empty_flash());
@@ -655,6 +661,10 @@ impl SimulatedTarget for EmulatedBoard {
         // Without Vcore the level is only recorded: it applies at the next power-on.
         let action = self.power.set_reset_held(held);
         self.act(action, now_us);
+    }
+
+    fn set_boot0(&mut self, high: bool) {
+        self.power.set_boot0(high);
     }
 
     fn mass_erase(&mut self) {

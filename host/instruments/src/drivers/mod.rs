@@ -15,7 +15,7 @@ use crate::{
 };
 use bench_config::{
     AnalyzerKind, CanAdapterKind, CanConfig, PowerConfig, PowerSwitchKind, PulseMeterConfig,
-    TelemetryConfig,
+    RecoveryPin, TelemetryConfig,
 };
 
 /// Opens the CAN adapter a rig config names; `port` is the device (or simulated pty) path for
@@ -54,6 +54,30 @@ pub fn open_pulse_meter(
             },
         )?)),
     }
+}
+
+/// A bench's power switch and, when the rig config wires one (`power.recovery_line`), the
+/// relay channel on the board's NRST or BOOT0.
+pub struct PowerOutputs {
+    pub supply: Box<dyn PowerSwitch>,
+    pub recovery_line: Option<(RecoveryPin, Box<dyn PowerSwitch>)>,
+}
+
+/// Opens the power switch a rig config names, with its recovery line.
+pub fn open_power_outputs(config: &PowerConfig, port: &str) -> InstrumentResult<PowerOutputs> {
+    if let (PowerSwitchKind::Lcus1, Some(line)) = (config.switch, config.recovery_line) {
+        let supply = lcus::LcusRelay::open(port, config.channel)?;
+        let line_relay = supply.channel(line.channel);
+        return Ok(PowerOutputs {
+            supply: Box::new(supply),
+            recovery_line: Some((line.pin, Box::new(line_relay))),
+        });
+    }
+    // The config check allows a recovery line on relay boards only.
+    Ok(PowerOutputs {
+        supply: open_power(config, port)?,
+        recovery_line: None,
+    })
 }
 
 /// Opens the power switch a rig config names.

@@ -8,12 +8,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bench_config::{BoardBackend, CanAdapterKind, FirmwareKind, ProbeBackend, RigConfig};
+use bench_config::{
+    BoardBackend, CanAdapterKind, FirmwareKind, PowerTopology, ProbeBackend, RigConfig,
+};
 use rig_instruments::{
     attach_with_retry, drivers, CoreSelect, DebugProbe, EmulationMonitor, FirmwareIdentity,
     LogicImageLoader, ProbeError, StoragePowerCut,
 };
 use rig_sim::{
+    bench::ProbeSupply,
     logic_board::{LogicFirmware, OptionBytes},
     probe::SimulatedProbe,
     swd_probe::{SwdCounters, SwdProbe, SWD_PROBE_NAME},
@@ -86,7 +89,7 @@ fn assemble(
     };
     let can = drivers::open_can(&config.can, &can_port)?;
     let meter = drivers::open_pulse_meter(&config.pulse_meter, &ports.sump)?;
-    let power = drivers::open_power(&config.power, &ports.relay)?;
+    let power = drivers::open_power_outputs(&config.power, &ports.relay)?;
     let telemetry = drivers::open_telemetry(&config.telemetry, &ports.telemetry)?;
     let probe = open_probe(&config, bench.as_ref())?;
     let ecu = Ecu::start(can, encoder).map_err(RigError::Simulation)?;
@@ -124,7 +127,8 @@ fn assemble(
         config,
         ecu,
         meter,
-        power,
+        power: power.supply,
+        recovery_line: power.recovery_line,
         probe,
         telemetry,
         firmware,
@@ -219,7 +223,7 @@ fn probe_rs_on_bench(
     let shared = bench.shared.clone();
     let counters = std::sync::Arc::new(SwdCounters::default());
     let open: drivers::probe_rs::ProbeOpener =
-        std::sync::Arc::new(move || Ok(SwdProbe::probe(shared.clone(), counters.clone())));
+        std::sync::Arc::new(move || SwdProbe::open(shared.clone(), counters.clone()));
     Ok(drivers::probe_rs::ProbeRsProbe::in_process(
         &config.probe,
         SWD_PROBE_NAME,
@@ -244,6 +248,13 @@ pub fn simulated_bench_config(config: &RigConfig) -> SimulatedBenchConfig {
         option_bytes,
         relay_channel: config.power.channel,
         supply_rise_ms: config.power.supply_rise_ms,
+        probe_supply: match config.power.topology {
+            PowerTopology::Target => ProbeSupply::OwnUsb,
+            PowerTopology::StlinkUsb => ProbeSupply::BoardSupply {
+                enumeration_us: config.usb.clone().unwrap_or_default().stlink_enumeration_ms * 1000,
+            },
+        },
+        recovery_line: config.power.recovery_line,
         // The board's bus on a real SocketCAN interface (vcan0) instead of the slcan pty.
         can_interface: match config.can.adapter {
             CanAdapterKind::Socketcan => config.can.interface.clone(),

@@ -17,9 +17,9 @@ use std::{
     time::Duration,
 };
 
-use bench_config::{CanAdapterKind, FirmwareKind, PowerTopology, RigConfig};
+use bench_config::{CanAdapterKind, FirmwareKind, RigConfig};
 use rig_instruments::drivers;
-use rig_usb::bench::{Topology, UsbBench, UsbBenchConfig};
+use rig_usb::bench::{UsbBench, UsbBenchConfig};
 
 pub use crate::assembly::standalone::{start, SimCommandError, SimSession};
 use crate::assembly::BenchPorts;
@@ -92,11 +92,6 @@ fn serve_usb(session: &SimSession, listen: &str) -> Result<UsbBench, SimCommandE
     let config = UsbBenchConfig {
         listen: listen.to_string(),
         stlink_serial: usb.stlink_serial,
-        topology: match session.config.power.topology {
-            PowerTopology::Target => Topology::TargetOnly,
-            PowerTopology::StlinkUsb => Topology::ThroughStlink,
-        },
-        stlink_enumeration: Duration::from_millis(usb.stlink_enumeration_ms),
         relay_baud: drivers::lcus::BAUD,
         telemetry_baud: gauge_logic::telemetry::BAUD,
     };

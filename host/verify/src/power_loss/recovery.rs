@@ -26,7 +26,7 @@ use stm32h755::{
     supply::{SupplyConfig, PWR_CR3_ADDR, PWR_CR3_POWER_ON_DEFAULT, PWR_CR3_SUPPLY_MASK},
 };
 
-use bench_config::PowerTopology;
+use bench_config::{PowerTopology, RecoveryPin};
 
 use crate::power_loss::power_cycle::PowerCycleCheck;
 use crate::report::Outcome;
@@ -132,6 +132,33 @@ pub fn enable_both_boots(probe: &mut dyn DebugProbe) -> Result<String, ProbeErro
     ))
 }
 
+/// Switches the relay channel on NRST or BOOT0, when the bench has one.
+fn set_recovery_line(rig: &mut Rig, on: bool) -> Result<(), String> {
+    match rig.recovery_line.as_mut() {
+        Some((pin, relay)) => relay.set_power(on).map_err(|e| {
+            format!(
+                "recovery relay on {} ({}): {e}",
+                pin.name(),
+                relay.describe()
+            )
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Holds NRST through a probe that is powered with the board, as soon as it is back on USB
+/// (within `timeout` of power-on); the milliseconds it took.
+fn probe_holds_nrst(probe: &mut dyn DebugProbe, timeout: Duration) -> Result<u128, ProbeError> {
+    let start = Instant::now();
+    loop {
+        match probe.hold_reset(true) {
+            Ok(()) => return Ok(start.elapsed().as_millis()),
+            Err(e) if start.elapsed() >= timeout => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
 /// One line of the procedure.
 #[derive(Clone, Debug)]
 pub struct RecoverStep {
@@ -177,6 +204,8 @@ fn option_bytes_step(
     let Some(probe) = rig.probe.as_mut() else {
         return true;
     };
+    // A probe powered with the board may still be enumerating.
+    wait_for_vdd(probe.as_mut(), VDD_TIMEOUT);
     if probe.attach(CoreSelect::Cm7).is_ok() {
         probe.detach();
         return true;
@@ -256,13 +285,33 @@ pub fn recover(rig: &mut Rig, opts: &RecoverOptions, abort: &AtomicBool) -> Reco
     }
     // A NUCLEO powered through its ST-LINK's USB port: the ST-LINK boots with the board, so it
     // cannot hold NRST while power returns, and the H7 latches PWR_CR3 microseconds after
-    // reset. A person's hand (or a relay on NRST or BOOT0) has to do it.
-    let hand = rig.config.power.topology == PowerTopology::StlinkUsb;
-    if hand {
-        r.push("NRST across power-on", true, CN1_INSTRUCTION);
+    // reset. A relay channel on NRST or BOOT0 (power.recovery_line) does it, or a person.
+    let probe_on_board_supply = rig.config.power.topology == PowerTopology::StlinkUsb;
+    let line = rig.recovery_line.as_ref().map(|(pin, _)| *pin);
+    match (line, probe_on_board_supply) {
+        (Some(pin), _) => {
+            let what = match pin {
+                RecoveryPin::Nrst => "NRST across power-on",
+                RecoveryPin::Boot0 => "BOOT0 across power-on",
+            };
+            let detail = match pin {
+                RecoveryPin::Nrst => "held low by the relay channel on NRST (power.recovery_line) until the probe holds it",
+                RecoveryPin::Boot0 => "held high by the relay channel on BOOT0 (power.recovery_line): the chip boots ST's system bootloader, not the flash, until after the erase",
+            };
+            r.push(what, true, detail);
+        }
+        (None, true) => {
+            r.push("NRST across power-on", true, CN1_INSTRUCTION);
+        }
+        (None, false) => {}
     }
-    // 1-2. Power off, hold NRST, power on, connect under reset: the firmware never runs, so it
-    // cannot latch PWR_CR3. A failed attempt starts over from a power cut.
+    // 1-2. Power off, hold NRST (or BOOT0), power on, connect under reset: the firmware never
+    // runs, so it cannot latch PWR_CR3. A failed attempt starts over from a power cut.
+    let power_on_step = if probe_on_board_supply && line.is_none() {
+        "power on, then NRST" // nothing held it across the power-on
+    } else {
+        "power on with NRST held"
+    };
     let mut last = String::new();
     let mut attached = false;
     for attempt in 1..=CONNECT_ATTEMPTS {
@@ -272,18 +321,43 @@ pub fn recover(rig: &mut Rig, opts: &RecoverOptions, abort: &AtomicBool) -> Reco
             .map_err(|e| e.to_string())
             .and_then(|_| {
                 std::thread::sleep(off);
-                rig.probe
-                    .as_mut()
-                    .map_or(Ok(()), |p| p.hold_reset(true))
-                    .map_err(|e| e.to_string())?;
+                set_recovery_line(rig, true)?;
+                if !probe_on_board_supply {
+                    rig.probe
+                        .as_mut()
+                        .map_or(Ok(()), |p| p.hold_reset(true))
+                        .map_err(|e| e.to_string())?;
+                }
                 rig.power.set_power(true).map_err(|e| e.to_string())?;
                 rig.powered_at = Some(Instant::now());
                 std::thread::sleep(settle);
                 Ok(())
             });
         if let Err(e) = held {
-            r.push("power on with NRST held", false, e);
+            let _ = set_recovery_line(rig, false);
+            r.push(power_on_step, false, e);
             return r;
+        }
+        let Some(probe) = rig.probe.as_mut() else {
+            return r;
+        };
+        // A probe powered with the board holds NRST once it is back on USB; the relay on NRST
+        // then hands over to it (the attach below releases the probe's NRST with the reset
+        // catch set, and the relay would keep the core in reset).
+        let mut handed_over = String::new();
+        if probe_on_board_supply {
+            match probe_holds_nrst(probe.as_mut(), attach_timeout) {
+                Ok(after) => {
+                    handed_over = format!("; the probe holds NRST {after} ms after power-on")
+                }
+                Err(e) => handed_over = format!("; the probe could not hold NRST: {e}"),
+            }
+        }
+        if line == Some(RecoveryPin::Nrst) {
+            if let Err(e) = set_recovery_line(rig, false) {
+                r.push(power_on_step, false, e);
+                return r;
+            }
         }
         let Some(probe) = rig.probe.as_mut() else {
             return r;
@@ -293,9 +367,9 @@ pub fn recover(rig: &mut Rig, opts: &RecoverOptions, abort: &AtomicBool) -> Reco
         let vdd = wait_for_vdd(probe.as_mut(), VDD_TIMEOUT);
         if attempt == 1 {
             r.push(
-                "power on with NRST held",
+                power_on_step,
                 true,
-                format!("off {off:?}, settle {settle:?}; {vdd}"),
+                format!("off {off:?}, settle {settle:?}; {vdd}{handed_over}"),
             );
         }
         match probe.attach_under_reset(CoreSelect::Cm7) {
@@ -316,10 +390,11 @@ pub fn recover(rig: &mut Rig, opts: &RecoverOptions, abort: &AtomicBool) -> Reco
     };
     if !attached {
         let _ = probe.hold_reset(false);
-        let next = if hand {
+        let _ = set_recovery_line(rig, false);
+        let next = if probe_on_board_supply && line.is_none() {
             CN1_INSTRUCTION
         } else {
-            "Next: boot with BOOT0 high (system bootloader) and connect, or check the probe's NRST wire"
+            "Next: boot with BOOT0 high (system bootloader) and connect, or check the probe's NRST wire and the recovery relay's"
         };
         r.push("connect under reset", false, format!("{last} ({CONNECT_ATTEMPTS} attempts, each from a power cut with NRST held). {next}"));
         return r;
@@ -329,9 +404,19 @@ pub fn recover(rig: &mut Rig, opts: &RecoverOptions, abort: &AtomicBool) -> Reco
         "connect under reset",
         true,
         match cr3 {
-            Ok(v) => format!(
-                "attached to the Cortex-M7; PWR_CR3 = {v:#010x} (nothing latched yet){last}"
-            ),
+            Ok(v) => {
+                let latched = match SupplyConfig::from_cr3(v) {
+                    _ if v & PWR_CR3_SUPPLY_MASK == PWR_CR3_POWER_ON_DEFAULT => {
+                        "nothing latched yet".to_string()
+                    }
+                    Some(c) if line == Some(RecoveryPin::Boot0) => {
+                        format!("{} latched by the system bootloader", c.name())
+                    }
+                    Some(c) => format!("{} latched", c.name()),
+                    None => "an invalid combination latched".to_string(),
+                };
+                format!("attached to the Cortex-M7; PWR_CR3 = {v:#010x} ({latched}){last}")
+            }
             Err(e) => format!("attached; PWR_CR3 unreadable: {e}{last}"),
         },
     );
@@ -339,6 +424,7 @@ pub fn recover(rig: &mut Rig, opts: &RecoverOptions, abort: &AtomicBool) -> Reco
     if !opts.erase {
         let _ = probe.hold_reset(false);
         probe.detach();
+        let _ = set_recovery_line(rig, false);
         r.push(
             "mass erase",
             false,
@@ -349,6 +435,12 @@ pub fn recover(rig: &mut Rig, opts: &RecoverOptions, abort: &AtomicBool) -> Reco
     let erased = probe.mass_erase();
     let _ = probe.hold_reset(false);
     probe.detach();
+    // BOOT0 back low, so that the next power-on boots the flash again.
+    let released = set_recovery_line(rig, false);
+    if let Err(e) = released {
+        r.push("mass erase", false, e);
+        return r;
+    }
     if !r.push(
         "mass erase",
         erased.is_ok(),
