@@ -3,6 +3,7 @@
 //! drivers to these descriptions, the `rig` binary assembles a bench from them.
 
 pub mod bench_folder;
+pub mod ranges;
 pub mod rig_config;
 pub mod source_file;
 

@@ -162,29 +162,9 @@ pub enum CanAdapterKind {
     Socketcan,
 }
 
-/// The byte range of `key = ...` in the `[can]` table, else of the `[can]` header.
-fn can_key_span(file: &SourceFile, key: &str) -> Option<std::ops::Range<usize>> {
-    let header = file.text.find("[can]")?;
-    let mut offset = header;
-    for (i, line) in file.text[header..].split_inclusive('\n').enumerate() {
-        let t = line.trim_start();
-        if i > 0 && t.starts_with('[') {
-            break;
-        }
-        if let Some(rest) = t.strip_prefix(key) {
-            if rest.trim_start().starts_with('=') {
-                let start = offset + line.len() - t.len();
-                return Some(start..start + key.len());
-            }
-        }
-        offset += line.len();
-    }
-    Some(header..header + "[can]".len())
-}
-
 /// `[can]` checks that depend on the adapter kind.
 fn check_can(file: &SourceFile, can: &CanConfig, simulated: bool) -> Result<(), FileError> {
-    let err = |key: &str, msg: String| Err(file.error_at(can_key_span(file, key), msg));
+    let err = |key: &str, msg: String| Err(file.error_at(file.key_span("can", key), msg));
     match can.adapter {
         CanAdapterKind::Slcan => {
             if can.port.is_none() {
@@ -425,34 +405,6 @@ impl PowerSwitchKind {
     }
 }
 
-/// The byte range of `key = ...` inside `[section]` (falling back to `section_span`), so that
-/// errors about a field point at its line.
-fn key_span(
-    file: &SourceFile,
-    section: &str,
-    key: &str,
-    section_span: std::ops::Range<usize>,
-) -> std::ops::Range<usize> {
-    let header = format!("[{section}]");
-    let mut offset = 0;
-    let mut inside = false;
-    for line in file.text.split_inclusive('\n') {
-        let t = line.trim_start();
-        if t.starts_with('[') {
-            inside = t.starts_with(&header);
-        } else if inside {
-            if let Some(rest) = t.strip_prefix(key) {
-                if rest.trim_start().starts_with('=') {
-                    let start = offset + (line.len() - t.len());
-                    return start..start + key.len();
-                }
-            }
-        }
-        offset += line.len();
-    }
-    section_span
-}
-
 /// Per-kind checks of `[power]`: each switch has its required fields and no foreign ones.
 fn check_power(
     file: &SourceFile,
@@ -461,7 +413,7 @@ fn check_power(
 ) -> Result<(), FileError> {
     let p = power.get_ref();
     let kind = p.switch.name();
-    let at = |key: &str| Some(key_span(file, "power", key, power.span()));
+    let at = |key: &str| file.key_span("power", key).or(Some(power.span()));
     if simulated && p.switch != PowerSwitchKind::Lcus1 {
         return Err(file.error_at(
             at("switch"),
@@ -536,12 +488,6 @@ fn check_power(
                 Some(_) => {}
             }
         }
-        if p.command_timeout_ms == 0 {
-            return Err(file.error_at(
-                at("command_timeout_ms"),
-                "power.command_timeout_ms must be above 0",
-            ));
-        }
     }
     if let Some(line) = &p.recovery_line {
         if p.switch != PowerSwitchKind::Lcus1 {
@@ -550,10 +496,10 @@ fn check_power(
                 format!("power.recovery_line needs a relay board with channels (switch = \"lcus1\", e.g. an LCUS-2); switch = \"{kind}\" has none. Without it, say nothing and `rig recover` tells the person at the bench what to hold"),
             ));
         }
-        if line.channel == p.channel || line.channel == 0 {
+        if line.channel == p.channel {
             return Err(file.error_at(
                 at("recovery_line"),
-                format!("power.recovery_line.channel = {}: give the relay channel wired to {} (1..=255), not power.channel = {} (the board's supply)", line.channel, line.pin.name(), p.channel),
+                format!("power.recovery_line.channel = {}: give the relay channel wired to {}, not power.channel = {} (the board's supply)", line.channel, line.pin.name(), p.channel),
             ));
         }
     }
@@ -563,18 +509,72 @@ fn check_power(
             "power.sysfs_port is missing: switch = \"sysfs\" needs the USB port's disable attribute, e.g. sysfs_port = \"/sys/bus/usb/devices/1-1/1-1:1.0/../port/disable\"",
         ));
     }
-    if let Some(v) = p.voltage {
-        if !(v.is_finite() && v > 0.0 && v <= 60.0) {
-            return Err(file.error_at(
-                at("voltage"),
-                format!(
-                    "power.voltage = {v}: give the supply voltage in volts (0 < voltage <= 60)"
-                ),
-            ));
+    Ok(())
+}
+
+/// Every numeric field against its documented range ([`crate::ranges`]), each error at the
+/// field's line.
+fn check_ranges(file: &SourceFile, raw: &RawRig) -> Result<(), FileError> {
+    let (can, meter, power) = (&raw.can, &raw.pulse_meter, raw.power.get_ref());
+    let lcus = power.switch == PowerSwitchKind::Lcus1;
+    let values: [(&str, Option<f64>); 17] = [
+        ("can.bitrate", Some(f64::from(can.bitrate))),
+        ("pulse_meter.channel", Some(f64::from(meter.channel))),
+        (
+            "pulse_meter.sample_rate_hz",
+            Some(f64::from(meter.sample_rate_hz)),
+        ),
+        ("pulse_meter.max_jitter_us", Some(meter.max_jitter_us)),
+        // Only a relay board numbers its outputs.
+        ("power.channel", lcus.then_some(f64::from(power.channel))),
+        ("power.off_ms", Some(power.off_ms as f64)),
+        ("power.settle_ms", Some(power.settle_ms as f64)),
+        ("power.supply_rise_ms", Some(power.supply_rise_ms as f64)),
+        (
+            "power.command_timeout_ms",
+            Some(power.command_timeout_ms as f64),
+        ),
+        (
+            "power.recovery_line.channel",
+            power.recovery_line.map(|l| f64::from(l.channel)),
+        ),
+        ("power.voltage", power.voltage),
+        ("power.baud", power.baud.map(f64::from)),
+        ("telemetry.baud", Some(f64::from(raw.telemetry.baud))),
+        (
+            "probe.attach_timeout_ms",
+            Some(raw.probe.attach_timeout_ms as f64),
+        ),
+        ("probe.speed_khz", raw.probe.speed_khz.map(f64::from)),
+        ("expect.rdp_level", Some(f64::from(raw.expect.rdp_level))),
+        (
+            "usb.stlink_enumeration_ms",
+            raw.usb.as_ref().map(|u| u.stlink_enumeration_ms as f64),
+        ),
+    ];
+    for (field, value) in values {
+        let Some(value) = value else { continue };
+        let Some(range) = crate::ranges::range_of(field) else {
+            continue; // every field above is listed (unit test)
+        };
+        if let Err(message) = range.check(value) {
+            // `section.key`; `power.recovery_line.channel` is written on the recovery_line line.
+            let mut parts = field.split('.');
+            let (section, key) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            return Err(file.error_at(file.key_span(section, key), message));
         }
     }
-    if p.baud == Some(0) {
-        return Err(file.error_at(at("baud"), "power.baud must be above 0"));
+    for (key, address) in [
+        ("boot7_address", raw.expect.boot7_address),
+        ("boot4_address", raw.expect.boot4_address),
+    ] {
+        // BOOT_CMx_ADD0 holds address bits 31:16: other bits can never match.
+        if address & 0xFFFF != 0 {
+            return Err(file.error_at(
+                file.key_span("expect", key),
+                format!("expect.{key} = {address:#010x}: a boot address is a multiple of 0x10000 (the option bytes hold bits 31:16), e.g. 0x08000000"),
+            ));
+        }
     }
     Ok(())
 }
@@ -623,26 +623,6 @@ fn default_chip() -> String {
     DEFAULT_CHIP.to_string()
 }
 
-/// The byte range of `key` (a line `key = ...`) inside the `[probe]` table, for errors.
-fn probe_key_span(file: &SourceFile, key: &str) -> Option<std::ops::Range<usize>> {
-    let header = file.text.find("[probe]")?;
-    let mut start = header;
-    for (i, line) in file.text[header..].split_inclusive('\n').enumerate() {
-        let t = line.trim_start();
-        if i > 0 && t.starts_with('[') {
-            break;
-        }
-        if let Some(rest) = t.strip_prefix(key) {
-            if rest.trim_start().starts_with('=') {
-                let at = start + (line.len() - t.len());
-                return Some(at..at + key.len());
-            }
-        }
-        start += line.len();
-    }
-    Some(header..header + "[probe]".len())
-}
-
 /// `[probe]` checks: which backend goes with which board, and the probe-rs settings.
 fn check_probe(
     file: &SourceFile,
@@ -650,7 +630,7 @@ fn check_probe(
     simulated: bool,
     firmware: FirmwareKind,
 ) -> Result<(), FileError> {
-    let err = |key: &str, msg: &str| Err(file.error_at(probe_key_span(file, key), msg));
+    let err = |key: &str, msg: &str| Err(file.error_at(file.key_span("probe", key), msg));
     match (probe.backend, simulated) {
         (ProbeBackend::Simulated, true) | (ProbeBackend::ProbeRs | ProbeBackend::None, false) => {}
         // probe-rs on the emulated board's debug port.
@@ -668,12 +648,6 @@ fn check_probe(
     if probe.backend == ProbeBackend::ProbeRs {
         if probe.chip.trim().is_empty() {
             return err("chip", "probe.chip is empty: give the chip name probe-rs knows (e.g. \"STM32H755ZITx\"; `probe-rs chip list` lists them)");
-        }
-        if probe.speed_khz == Some(0) {
-            return err(
-                "speed_khz",
-                "probe.speed_khz must be above 0 (e.g. 4000), or left out for the probe's default",
-            );
         }
         if probe.serial.as_deref().is_some_and(|s| s.trim().is_empty()) {
             return err("serial", "probe.serial is empty: give the probe's serial number (`rig list` shows it) or leave the line out");
@@ -815,27 +789,22 @@ impl RigConfig {
         }
         check_can(&file, &raw.can, simulated)?;
         check_power(&file, &raw.power, simulated)?;
-        if raw.pulse_meter.channel > 7 {
-            return Err(file.error_at(None, "pulse_meter.channel must be 0..=7 (channel group 0)"));
-        }
+        check_ranges(&file, &raw)?;
         if raw.pulse_meter.rle && raw.pulse_meter.channel > 6 {
-            return Err(file.error_at(None, "pulse_meter.rle = true: bit 7 of each sample is the run-length count flag, so the servo must be on channel 0..=6"));
+            return Err(file.error_at(file.key_span("pulse_meter", "channel"), "pulse_meter.rle = true: bit 7 of each sample is the run-length count flag, so the servo must be on channel 0..=6"));
         }
-        if !(raw.pulse_meter.max_jitter_us.is_finite() && raw.pulse_meter.max_jitter_us >= 0.0) {
-            return Err(file.error_at(
-                None,
-                "pulse_meter.max_jitter_us must be a number of microseconds >= 0",
-            ));
+        if 100_000_000 % raw.pulse_meter.sample_rate_hz != 0 {
+            return Err(file.error_at(file.key_span("pulse_meter", "sample_rate_hz"), format!("pulse_meter.sample_rate_hz = {}: a SUMP analyzer divides its 100 MHz clock by a whole number, so give a rate that divides 100000000 (e.g. 1000000, 2000000, 5000000)", raw.pulse_meter.sample_rate_hz)));
         }
         check_probe(&file, &raw.probe, simulated, raw.firmware.kind)?;
         if let Some(usb) = &raw.usb {
             if !simulated {
-                return Err(file.error_at(None, "[usb] serves a simulated bench over USB/IP: it needs board.backend = \"simulated\" (on a real bench the devices are on USB already)"));
+                return Err(file.error_at(file.key_span("usb", "stlink_serial"), "[usb] serves a simulated bench over USB/IP: it needs board.backend = \"simulated\" (on a real bench the devices are on USB already)"));
             }
             if usb.stlink_serial.len() < 24
                 || !usb.stlink_serial.chars().all(|c| c.is_ascii_hexdigit())
             {
-                return Err(file.error_at(None, format!("usb.stlink_serial = {:?}: give 24 hex digits, as an ST-LINK's serial number has (probe-rs re-encodes shorter ones)", usb.stlink_serial)));
+                return Err(file.error_at(file.key_span("usb", "stlink_serial"), format!("usb.stlink_serial = {:?}: give 24 hex digits, as an ST-LINK's serial number has (probe-rs re-encodes shorter ones)", usb.stlink_serial)));
             }
         }
         Ok(Self {

@@ -80,6 +80,10 @@ enum Command {
         /// CH340, for a Linux host to attach with vhci-hcd (`usbip attach`)
         #[arg(long, value_name = "ADDRESS")]
         usbip: Option<String>,
+        /// Leave the board with the firmware it was found with (`firmware.preloaded_elf`):
+        /// download nothing, as a bench board before anyone flashes it
+        #[arg(long)]
+        as_found: bool,
     },
     /// List serial ports (USB vendor:product, serial, manufacturer, /dev/serial/by-id names)
     /// and debug probes (serial numbers), to help write a rig config. Needs nothing attached.
@@ -202,8 +206,21 @@ fn main() -> ExitCode {
             };
             commands::soak::cli(&rig, cycles, check, &reports)
         }
-        Command::Sim { rig, usbip } => {
-            commands::sim::cli(&rig.unwrap_or_else(default_rig_config), usbip.as_deref())
+        Command::Sim {
+            rig,
+            usbip,
+            as_found,
+        } => {
+            let firmware = if as_found {
+                commands::sim::SimFirmware::AsFound
+            } else {
+                commands::sim::SimFirmware::UnderTest
+            };
+            commands::sim::cli(
+                &rig.unwrap_or_else(default_rig_config),
+                usbip.as_deref(),
+                firmware,
+            )
         }
         Command::List => commands::list::cli(),
         Command::Doctor { rig, no_power } => commands::doctor::cli(

@@ -123,7 +123,7 @@ fn probe_backend_must_fit_the_board() {
 fn bad_probe_rs_settings_point_at_their_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     let e = load_err(dir.path(), NUCLEO, &[("speed_khz = 4000", "speed_khz = 0")]);
-    assert!(e.contains("probe.speed_khz must be above 0"), "{e}");
+    assert!(e.contains("probe.speed_khz = 0: must be 1..=24000"), "{e}");
     let line = std::fs::read_to_string(dir.path().join("rig.toml"))
         .expect("read")
         .lines()

@@ -257,42 +257,49 @@ pub struct Scenario {
 
 impl Scenario {
     /// Loads and validates a scenario; with `encoder`, broadcast set-points are checked against the DBC.
+    /// Linear in the number of steps.
     pub fn load(path: &Path, encoder: Option<&OilTempEncoder>) -> Result<Self, FileError> {
         let file = SourceFile::read(path)?;
         let raw: RawScenario = file.parse()?;
-        if raw.defaults.tolerance_us.is_nan() || raw.defaults.tolerance_us <= 0.0 {
-            return Err(file.error_at(None, "defaults.tolerance_us must be positive"));
+        for (key, value) in [
+            ("tolerance_us", raw.defaults.tolerance_us),
+            ("settle_timeout_ms", raw.defaults.settle_timeout_ms as f64),
+        ] {
+            in_range(&format!("defaults.{key}"), value)
+                .map_err(|m| file.error_at(file.key_span("defaults", key), m))?;
         }
         if raw.steps.is_empty() {
             return Err(file.error_at(None, "a scenario needs at least one [[steps]] entry"));
         }
-        let mut steps = Vec::new();
+        let mut steps = Vec::with_capacity(raw.steps.len());
+        // Lines counted on from the previous step, not from the top each time.
+        let (mut line, mut counted_to) = (1, 0);
         for (i, table) in raw.steps.into_iter().enumerate() {
             let span = table.span();
-            let step: Step = toml::Value::Table(table.into_inner()).try_into().map_err(
-                |e: toml::de::Error| {
-                    file.error_at(
-                        Some(span.clone()),
-                        format!("step {}: {}", i + 1, e.message().trim()),
-                    )
-                },
-            )?;
-            validate(&step)
-                .map_err(|m| file.error_at(Some(span.clone()), format!("step {}: {m}", i + 1)))?;
+            let at_step = |key: Option<&str>, m: String| {
+                let at = key.map_or(span.clone(), |k| file.key_in_table(span.clone(), k));
+                file.error_at(Some(at), format!("step {}: {m}", i + 1))
+            };
+            let step: Step = toml::Value::Table(table.into_inner())
+                .try_into()
+                .map_err(|e: toml::de::Error| at_step(None, e.message().trim().to_string()))?;
+            validate(&step).map_err(|(key, m)| at_step(key, m))?;
             if let (
                 Some(enc),
                 Step::SetTemperature {
                     celsius,
                     source: TempSource::Broadcast,
                     ..
-                },
+                }
+                | Step::PowerCycleCheck { celsius, .. },
             ) = (encoder, &step)
             {
-                enc.encode(*celsius).map_err(|m| {
-                    file.error_at(Some(span.clone()), format!("step {}: {m}", i + 1))
-                })?;
+                enc.encode(*celsius)
+                    .map_err(|m| at_step(Some("celsius"), m))?;
             }
-            let line = file.error_at(Some(span), "").line;
+            let start = span.start.min(file.text.len());
+            line += file.text[counted_to..start].matches('\n').count();
+            counted_to = start;
             steps.push(LocatedStep { line, step });
         }
         Ok(Self {
@@ -337,55 +344,134 @@ impl Scenario {
     }
 }
 
-fn validate(step: &Step) -> Result<(), String> {
-    match step {
-        Step::SetTemperature {
-            celsius,
-            source,
-            period_ms,
-        } => {
-            if !celsius.is_finite() {
-                return Err("celsius must be a number".into());
-            }
-            if *source == TempSource::Obd
-                && (!(-40.0..=215.0).contains(celsius) || celsius.fract() != 0.0)
-            {
-                return Err(format!(
-                    "OBD-II PID 0x5C carries whole degrees -40..215 degC, not {celsius}"
-                ));
-            }
-            if *period_ms == 0 || *period_ms > 10_000 {
-                return Err("period_ms must be 1..=10000".into());
-            }
+/// `field` (`action.key`) against its documented range.
+fn in_range(field: &str, value: f64) -> Result<(), String> {
+    match bench_config::ranges::range_of(field) {
+        Some(range) => range.check(value),
+        None => Ok(()), // every field is listed (test every_numeric_field_has_a_range)
+    }
+}
+
+impl Step {
+    /// The step's numeric fields that are set, by key, for their range checks.
+    fn numbers(&self) -> Vec<(&'static str, f64)> {
+        let opt = |key, v: Option<f64>| v.map(|v| (key, v));
+        let ms = |v: Option<u64>| v.map(|v| v as f64);
+        match self {
+            Step::SetTemperature {
+                celsius, period_ms, ..
+            } => vec![("celsius", *celsius), ("period_ms", *period_ms as f64)],
+            Step::Inject { rate_hz, .. } => vec![("rate_hz", f64::from(*rate_hz))],
+            Step::Hold { ms } => vec![("ms", *ms as f64)],
+            Step::ExpectPulse {
+                us,
+                tolerance_us,
+                settle_timeout_ms,
+            } => [
+                Some(("us", *us)),
+                opt("tolerance_us", *tolerance_us),
+                opt("settle_timeout_ms", ms(*settle_timeout_ms)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            Step::ExpectFailsafe {
+                within_ms,
+                tolerance_us,
+            } => [
+                Some(("within_ms", *within_ms as f64)),
+                opt("tolerance_us", *tolerance_us),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            Step::ExpectTelemetry { celsius, .. } => opt("celsius", *celsius).into_iter().collect(),
+            Step::ExpectObdPolling {
+                interval_ms,
+                tolerance_ms,
+                over_ms,
+            } => vec![
+                ("interval_ms", *interval_ms),
+                ("tolerance_ms", *tolerance_ms),
+                ("over_ms", *over_ms as f64),
+            ],
+            Step::PowerCycle { off_ms } => opt("off_ms", ms(*off_ms)).into_iter().collect(),
+            Step::ExpectBootCount { by } => vec![("by", f64::from(*by))],
+            Step::PowerCycleCheck {
+                off_ms,
+                celsius,
+                us,
+                tolerance_us,
+            } => [
+                opt("off_ms", ms(*off_ms)),
+                Some(("celsius", *celsius)),
+                Some(("us", *us)),
+                opt("tolerance_us", *tolerance_us),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            Step::PowerCutDuringWrite {
+                after_bytes,
+                delay_ms,
+            } => [
+                opt("after_bytes", after_bytes.map(|n| n as f64)),
+                opt("delay_ms", ms(*delay_ms)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            Step::PowerCutSweep { max_delay_ms } => vec![("max_delay_ms", *max_delay_ms as f64)],
+            Step::StopSending | Step::ClearFaults | Step::Reset | Step::ExpectSupply => Vec::new(),
         }
-        Step::ExpectPulse {
-            us, tolerance_us, ..
-        } => {
-            if !(400.0..=2600.0).contains(us) {
-                return Err(format!(
-                    "us = {us} is outside a servo's pulse range (400..2600)"
-                ));
-            }
-            if tolerance_us.is_some_and(|t| t <= 0.0) {
-                return Err("tolerance_us must be positive".into());
-            }
-        }
-        Step::ExpectTelemetry {
-            source: Some(src), ..
-        } if !["bcast", "obd", "none"].contains(&src.as_str()) => {
-            return Err(format!(
-                "telemetry source {src:?}: the status line reports \"bcast\", \"obd\" or \"none\""
+    }
+}
+
+/// A step's fields against their ranges and each other; the error names the key it is about.
+fn validate(step: &Step) -> Result<(), (Option<&'static str>, String)> {
+    if let Step::SetTemperature {
+        celsius,
+        source: TempSource::Obd,
+        ..
+    } = step
+    {
+        if !(-40.0..=215.0).contains(celsius) || celsius.fract() != 0.0 {
+            return Err((
+                Some("celsius"),
+                format!("OBD-II PID 0x5C carries whole degrees -40..215 degC, not {celsius}"),
             ));
         }
-        Step::Inject { rate_hz, .. } if *rate_hz == 0 || *rate_hz > 2000 => {
-            return Err("rate_hz must be 1..=2000".into())
-        }
-        Step::Hold { ms } if *ms > 600_000 => {
-            return Err("hold longer than 10 minutes; split the scenario".into())
-        }
-        _ => {}
     }
-    Ok(())
+    for (key, value) in step.numbers() {
+        in_range(&format!("{}.{key}", step.action()), value).map_err(|m| (Some(key), m))?;
+    }
+    match step {
+        Step::ExpectTelemetry {
+            source: Some(src), ..
+        } if !["bcast", "obd", "none"].contains(&src.as_str()) => Err((
+            Some("source"),
+            format!(
+                "telemetry source {src:?}: the status line reports \"bcast\", \"obd\" or \"none\""
+            ),
+        )),
+        Step::ExpectObdPolling {
+            interval_ms,
+            tolerance_ms,
+            ..
+        } if tolerance_ms >= interval_ms => Err((
+            Some("tolerance_ms"),
+            format!("tolerance_ms = {tolerance_ms} is not below interval_ms = {interval_ms}: every interval would pass"),
+        )),
+        Step::ExpectObdPolling {
+            interval_ms,
+            over_ms,
+            ..
+        } if (*over_ms as f64) < 2.0 * interval_ms => Err((
+            Some("over_ms"),
+            format!("over_ms = {over_ms} is shorter than two intervals of {interval_ms} ms: no interval can be seen"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -436,7 +522,7 @@ mod tests {
         assert!(e.message.contains("-40..215"), "{e}");
         let e = load("name = \"x\"\n[[steps]]\naction = \"set_temperature\"\ncelsius = 200\n")
             .unwrap_err();
-        assert!(e.message.contains("range -60..193") && e.line == 2, "{e}");
+        assert!(e.message.contains("range -60..193") && e.line == 4, "{e}");
         let e = load(
             "name = \"x\"\n[[steps]]\naction = \"expect_telemetry\"\nsource = \"broadcast\"\n",
         )
@@ -444,5 +530,144 @@ mod tests {
         assert!(e.message.contains("bcast"), "{e}");
         let e = load("name = \"x\"\nsteps = []\n").unwrap_err();
         assert!(e.message.contains("at least one"), "{e}");
+    }
+
+    /// One step of each action with every numeric field set (valid values).
+    fn every_step() -> Vec<Step> {
+        vec![
+            Step::SetTemperature {
+                celsius: 90.0,
+                source: TempSource::Broadcast,
+                period_ms: 100,
+            },
+            Step::Inject {
+                fault: Fault::Garbage,
+                rate_hz: 50,
+                keep_valid: true,
+            },
+            Step::Hold { ms: 10 },
+            Step::ExpectPulse {
+                us: 1500.0,
+                tolerance_us: Some(4.0),
+                settle_timeout_ms: Some(3000),
+            },
+            Step::ExpectFailsafe {
+                within_ms: 2000,
+                tolerance_us: Some(4.0),
+            },
+            Step::ExpectTelemetry {
+                celsius: Some(90.0),
+                source: None,
+                failsafe: None,
+            },
+            Step::ExpectObdPolling {
+                interval_ms: 100.0,
+                tolerance_ms: 15.0,
+                over_ms: 1000,
+            },
+            Step::PowerCycle { off_ms: Some(300) },
+            Step::ExpectBootCount { by: 1 },
+            Step::PowerCycleCheck {
+                off_ms: Some(300),
+                celsius: 40.0,
+                us: 1000.0,
+                tolerance_us: Some(4.0),
+            },
+            Step::PowerCutDuringWrite {
+                after_bytes: Some(10),
+                delay_ms: Some(5),
+            },
+            Step::PowerCutSweep { max_delay_ms: 20 },
+        ]
+    }
+
+    #[test]
+    fn every_numeric_field_has_a_documented_range() {
+        let mut seen = Vec::new();
+        for step in every_step() {
+            assert_eq!(validate(&step), Ok(()), "{step:?}");
+            for (key, _) in step.numbers() {
+                let field = format!("{}.{key}", step.action());
+                assert!(
+                    bench_config::ranges::range_of(&field).is_some(),
+                    "{field} has no range"
+                );
+                seen.push(field);
+            }
+        }
+        // And every scenario range belongs to a field a step has.
+        for r in bench_config::ranges::SCENARIO_RANGES {
+            assert!(
+                r.field.starts_with("defaults.") || seen.iter().any(|f| f == r.field),
+                "{} is checked by no step",
+                r.field
+            );
+        }
+    }
+
+    #[test]
+    fn out_of_range_fields_point_at_their_own_line() {
+        let cases = [
+            (
+                "action = \"expect_pulse\"\nus = 1500\ntolerance_us = nan\n",
+                5,
+                "expect_pulse.tolerance_us = NaN",
+            ),
+            (
+                "action = \"expect_failsafe\"\ntolerance_us = -4\n",
+                4,
+                "expect_failsafe.tolerance_us = -4: must be 0.01..=500",
+            ),
+            (
+                "action = \"power_cut_during_write\"\nafter_bytes = 99999999\n",
+                4,
+                "after_bytes = 99999999: must be 0..=65536",
+            ),
+            (
+                "action = \"power_cycle_check\"\ncelsius = 200\n",
+                4,
+                "power_cycle_check.celsius = 200",
+            ),
+            (
+                "action = \"expect_obd_polling\"\ninterval_ms = 100\ntolerance_ms = 100\n",
+                5,
+                "every interval would pass",
+            ),
+            (
+                "action = \"expect_obd_polling\"\nover_ms = 150\n",
+                4,
+                "shorter than two intervals",
+            ),
+            (
+                "action = \"set_temperature\"\ncelsius = 20\nperiod_ms = 0\n",
+                5,
+                "set_temperature.period_ms = 0: must be 1..=10000",
+            ),
+        ];
+        for (step, line, words) in cases {
+            let e = load(&format!("name = \"x\"\n[[steps]]\n{step}")).unwrap_err();
+            assert_eq!(e.line, line, "{e}");
+            assert_eq!(e.column, 1, "{e}");
+            assert!(e.message.contains(words), "{e}");
+        }
+        let e = load(
+            "name = \"x\"\n[defaults]\ntolerance_us = 0\n[[steps]]\naction = \"hold\"\nms = 1\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.starts_with("defaults.tolerance_us = 0"), "{e}");
+    }
+
+    #[test]
+    fn step_lines_are_counted_on_across_many_steps() {
+        let mut text = String::from("name = \"x\"\n");
+        for i in 0..500 {
+            text += &format!("\n[[steps]]\naction = \"hold\"\nms = {i}\n");
+        }
+        let s = load(&text).unwrap();
+        assert_eq!(s.steps.len(), 500);
+        for (i, step) in s.steps.iter().enumerate() {
+            assert_eq!(step.line, 3 + 4 * i, "step {}", i + 1);
+        }
     }
 }

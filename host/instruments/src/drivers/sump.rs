@@ -241,6 +241,13 @@ impl SumpAnalyzer {
         }
         a.write(&[CMD_METADATA])?;
         a.metadata = a.read_metadata(Duration::from_millis(500))?;
+        if sample_rate_hz == 0 {
+            // The divider and every capture length divide by it.
+            return Err(InstrumentError::Protocol {
+                device: a.device.clone(),
+                reason: "sample rate 0 Hz: give the analyzer a rate (pulse_meter.sample_rate_hz, e.g. 1000000)".into(),
+            });
+        }
         if let Some(max) = a.metadata.max_sample_rate {
             if sample_rate_hz > max {
                 return Err(InstrumentError::Protocol {

@@ -31,6 +31,7 @@ use rig_verify::{
 };
 use stm32h755::flash::{OPTSR_BCM4, OPTSR_BCM7};
 
+pub mod bench_lock;
 mod resources;
 pub mod standalone;
 
@@ -75,6 +76,8 @@ fn assemble(
     config: RigConfig,
     encoder: OilTempEncoder,
 ) -> Result<(Rig, Option<BenchShared>), RigError> {
+    // Before anything is opened or switched: one rig process per bench.
+    let lock = bench_lock::acquire(&config)?;
     let resources = match config.backend {
         BoardBackend::Simulated => BenchResources::simulated(start_simulated_bench(&config)?),
         BoardBackend::Hardware => BenchResources::hardware(&config),
@@ -136,7 +139,7 @@ fn assemble(
         storage_cut,
         logic_loader,
         emulation,
-        keep_alive: bench.map(|b| Box::new(b) as Box<dyn Send>),
+        keep_alive: Some(Box::new((bench, lock))),
     };
     Ok((rig, shared))
 }

@@ -44,6 +44,8 @@ impl BenchPorts {
 pub struct BenchResources {
     pub ports: BenchPorts,
     simulated: Option<SimulatedBench>,
+    /// Held while the resources are in use ([`super::bench_lock`]).
+    _lock: Option<super::bench_lock::BenchLock>,
 }
 
 impl BenchResources {
@@ -52,7 +54,8 @@ impl BenchResources {
     /// firmware), except with `probe.backend = "probe-rs"`: probe-rs needs the emulated board's
     /// debug port, so the bench starts as the rig config says.
     pub fn start(config: &RigConfig) -> Result<Self, RigError> {
-        match config.backend {
+        let lock = super::bench_lock::acquire(config)?;
+        let resources = match config.backend {
             BoardBackend::Simulated if config.probe.backend == ProbeBackend::ProbeRs => {
                 Ok(Self::simulated(super::start_simulated_bench(config)?))
             }
@@ -61,13 +64,18 @@ impl BenchResources {
                     .map_err(RigError::Simulation)?,
             )),
             BoardBackend::Hardware => Ok(Self::hardware(config)),
-        }
+        };
+        resources.map(|r| Self {
+            _lock: Some(lock),
+            ..r
+        })
     }
 
     pub(crate) fn simulated(bench: SimulatedBench) -> Self {
         Self {
             ports: BenchPorts::of(&bench),
             simulated: Some(bench),
+            _lock: None,
         }
     }
 
@@ -75,6 +83,7 @@ impl BenchResources {
         Self {
             ports: BenchPorts::configured(config),
             simulated: None,
+            _lock: None,
         }
     }
 

@@ -38,6 +38,8 @@ pub struct SimSession {
     pub config: RigConfig,
     bench: SimulatedBench,
     ports: BenchPorts,
+    /// A bench bridged to a SocketCAN interface shares it ([`super::bench_lock`]).
+    _lock: super::bench_lock::BenchLock,
 }
 
 impl SimSession {
@@ -66,13 +68,25 @@ impl SimSession {
     }
 }
 
+/// What `rig sim` puts on the board after powering it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimFirmware {
+    /// The firmware under test (`firmware.elf` or the logic build), downloaded through the
+    /// probe over whatever was in flash.
+    UnderTest,
+    /// Nothing: the board runs what it was found with (the preloaded firmware), as a bench
+    /// board does before anyone flashes it; a locked one stays locked.
+    AsFound,
+}
+
 /// Starts the bench of the rig config at `path`, powers the board through the relay and loads
-/// the firmware under test.
-pub fn start(path: &Path) -> Result<SimSession, SimCommandError> {
+/// `firmware`.
+pub fn start(path: &Path, firmware: SimFirmware) -> Result<SimSession, SimCommandError> {
     let config = RigConfig::load(path)?;
     if config.backend != BoardBackend::Simulated {
         return Err(SimCommandError::NotSimulated(path.display().to_string()));
     }
+    let lock = super::bench_lock::acquire(&config)?;
     let bench = super::start_simulated_bench(&config).map_err(|e| match e {
         RigError::Simulation(io) => SimCommandError::Bench(io),
         other => SimCommandError::Firmware(other),
@@ -91,6 +105,15 @@ pub fn start(path: &Path) -> Result<SimSession, SimCommandError> {
         std::thread::sleep(Duration::from_millis(5));
     }
     std::thread::sleep(Duration::from_millis(config.power.settle_ms));
+    if firmware == SimFirmware::AsFound {
+        let ports = BenchPorts::of(&bench);
+        return Ok(SimSession {
+            config,
+            bench,
+            ports,
+            _lock: lock,
+        });
+    }
     if config.firmware_kind == FirmwareKind::Logic {
         super::load_logic_firmware(&config, &bench.shared)?;
     }
@@ -110,5 +133,6 @@ pub fn start(path: &Path) -> Result<SimSession, SimCommandError> {
         config,
         bench,
         ports,
+        _lock: lock,
     })
 }

@@ -109,11 +109,11 @@ pub fn doctor(config: &RigConfig, opts: DoctorOptions) -> Vec<Row> {
     let resources = match BenchResources::start(config) {
         Ok(r) => r,
         Err(e) => {
-            rows.push(Row::fail(
-                "simulated bench",
-                "(in process)",
-                format!("cannot start: {e}"),
-            ));
+            let (what, place) = match config.backend {
+                bench_config::BoardBackend::Simulated => ("simulated bench", "(in process)"),
+                bench_config::BoardBackend::Hardware => ("bench", config.path.as_str()),
+            };
+            rows.push(Row::fail(what, place, format!("cannot start: {e}")));
             return rows;
         }
     };

@@ -21,7 +21,7 @@ use bench_config::{CanAdapterKind, FirmwareKind, RigConfig};
 use rig_instruments::drivers;
 use rig_usb::bench::{UsbBench, UsbBenchConfig};
 
-pub use crate::assembly::standalone::{start, SimCommandError, SimSession};
+pub use crate::assembly::standalone::{start, SimCommandError, SimFirmware, SimSession};
 use crate::assembly::BenchPorts;
 
 /// What `rig sim` prints: the ports as shell variables and commands to paste.
@@ -124,10 +124,11 @@ fn usb_instructions(usb: &UsbBench) -> String {
 pub fn run(
     path: &Path,
     usbip: Option<&str>,
+    firmware: SimFirmware,
     stop: &AtomicBool,
     out: &mut dyn Write,
 ) -> Result<(), SimCommandError> {
-    let session = start(path)?;
+    let session = start(path, firmware)?;
     let usb = usbip
         .map(|listen| serve_usb(&session, listen))
         .transpose()?;
@@ -179,14 +180,14 @@ pub fn run(
 }
 
 /// `rig sim` for the CLI: 0 after Ctrl-C, 2 when the bench could not start.
-pub fn cli(path: &Path, usbip: Option<&str>) -> ExitCode {
+pub fn cli(path: &Path, usbip: Option<&str>, firmware: SimFirmware) -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
         eprintln!("error: cannot catch Ctrl-C ({e}); `rig sim` would never stop cleanly");
         return ExitCode::from(2);
     }
-    match run(path, usbip, &stop, &mut std::io::stdout()) {
+    match run(path, usbip, firmware, &stop, &mut std::io::stdout()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -147,12 +147,12 @@ fn set_recovery_line(rig: &mut Rig, on: bool) -> Result<(), String> {
 }
 
 /// Holds NRST through a probe that is powered with the board, as soon as it is back on USB
-/// (within `timeout` of power-on); the milliseconds it took.
-fn probe_holds_nrst(probe: &mut dyn DebugProbe, timeout: Duration) -> Result<u128, ProbeError> {
+/// (within `timeout`).
+fn probe_holds_nrst(probe: &mut dyn DebugProbe, timeout: Duration) -> Result<(), ProbeError> {
     let start = Instant::now();
     loop {
         match probe.hold_reset(true) {
-            Ok(()) => return Ok(start.elapsed().as_millis()),
+            Ok(()) => return Ok(()),
             Err(e) if start.elapsed() >= timeout => return Err(e),
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
@@ -347,10 +347,17 @@ pub fn recover(rig: &mut Rig, opts: &RecoverOptions, abort: &AtomicBool) -> Reco
         let mut handed_over = String::new();
         if probe_on_board_supply {
             match probe_holds_nrst(probe.as_mut(), attach_timeout) {
-                Ok(after) => {
-                    handed_over = format!("; the probe holds NRST {after} ms after power-on")
+                Ok(()) => {
+                    let after = rig.powered_at.map_or(0, |t| t.elapsed().as_millis());
+                    handed_over = format!("; the probe holds NRST {after} ms after power-on");
                 }
-                Err(e) => handed_over = format!("; the probe could not hold NRST: {e}"),
+                Err(e) => {
+                    // The relay (if any) keeps holding: the next attempt starts from a cut.
+                    last = format!(
+                        "the probe did not come back to hold NRST within {attach_timeout:?}: {e}"
+                    );
+                    continue;
+                }
             }
         }
         if line == Some(RecoveryPin::Nrst) {
@@ -396,7 +403,16 @@ pub fn recover(rig: &mut Rig, opts: &RecoverOptions, abort: &AtomicBool) -> Reco
         } else {
             "Next: boot with BOOT0 high (system bootloader) and connect, or check the probe's NRST wire and the recovery relay's"
         };
-        r.push("connect under reset", false, format!("{last} ({CONNECT_ATTEMPTS} attempts, each from a power cut with NRST held). {next}"));
+        let held = if probe_on_board_supply && line.is_none() {
+            "" // nothing could hold it
+        } else {
+            " with NRST held"
+        };
+        r.push(
+            "connect under reset",
+            false,
+            format!("{last} ({CONNECT_ATTEMPTS} attempts, each from a power cut{held}). {next}"),
+        );
         return r;
     }
     let cr3 = probe.read_u32(PWR_CR3_ADDR);

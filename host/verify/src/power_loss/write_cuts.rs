@@ -35,12 +35,25 @@ impl Runner<'_> {
     /// cut), else they are read first. Returns the records read after the cut.
     fn cut_during_write(
         &mut self,
-        cutter: Option<&mut (dyn StoragePowerCut + 'static)>,
+        mut cutter: Option<&mut (dyn StoragePowerCut + 'static)>,
         before: Option<BootRecords>,
         after_bytes: Option<usize>,
         delay_ms: Option<u64>,
         state: &mut ScenarioState,
     ) -> (StepResult, Option<BootRecords>) {
+        // Unset: a random byte among those one boot programs (measured by one clean boot, so
+        // that the cut always lands inside the writes).
+        let after_bytes = match (cutter.as_deref_mut(), after_bytes) {
+            (Some(c), None) => {
+                let w0 = c.storage_bytes_programmed();
+                c.boot_with_cut(None);
+                let per_boot = c.storage_bytes_programmed().saturating_sub(w0).max(1);
+                let random =
+                    Instant::now().elapsed().subsec_nanos() as usize ^ std::process::id() as usize;
+                Some(random % per_boot)
+            }
+            (_, n) => n,
+        };
         let before = match before.map_or_else(|| self.records_via_probe(), Ok) {
             Ok(r) => r,
             Err(e) => {
@@ -71,20 +84,25 @@ impl Runner<'_> {
         }
         self.sleep(off);
         if let Some(cutter) = cutter {
-            let n = after_bytes.unwrap_or_else(|| {
-                (Instant::now().elapsed().subsec_nanos() as usize ^ std::process::id() as usize)
-                    % 64
-            });
+            let n = after_bytes.unwrap_or(0);
             m.push(Measurement::info("cut_after_bytes", n as f64, "bytes"));
             let written = cutter.storage_bytes_programmed();
             cutter.arm_cut_after_bytes(Some(n));
             if let Err(e) = self.rig.power.set_power(true) {
                 return (StepResult::error(e.to_string()), None);
             }
-            // The board cuts its own supply at the planned byte; give it a moment.
+            // The board cuts its own supply at the planned byte; give it a moment. Still powered:
+            // the boot programmed fewer bytes than `n`, and nothing was cut.
             self.sleep(Duration::from_millis(30));
-            cut_hit_write =
-                Some(!cutter.board_powered() || cutter.storage_bytes_programmed() < written + n);
+            let hit = !cutter.board_powered();
+            if !hit {
+                m.push(Measurement::info(
+                    "bytes_programmed_by_the_boot",
+                    cutter.storage_bytes_programmed().saturating_sub(written) as f64,
+                    "bytes",
+                ));
+            }
+            cut_hit_write = Some(hit);
             cutter.arm_cut_after_bytes(None);
         } else {
             let delay = Duration::from_millis(delay_ms.unwrap_or(5));
@@ -105,7 +123,7 @@ impl Runner<'_> {
         state.forget_needle();
         std::thread::sleep(Duration::from_millis(self.rig.config.power.settle_ms));
         if let Some(hit) = cut_hit_write {
-            m.push(flag("cut_hit_a_write", hit, hit));
+            m.push(flag("cut_hit_a_write", hit, true));
         }
         match self.records_via_probe() {
             Ok(after) => {
