@@ -200,6 +200,32 @@ fn command_failures_name_the_command_and_show_stderr() {
     );
 }
 
+/// A command that outlives its timeout is killed with everything it started: a script's
+/// background child (here a `sleep` that records its pid) goes with it.
+#[test]
+fn a_timed_out_power_command_is_killed_with_its_process_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("grandchild.pid");
+    let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
+    let err = command::run(&argv(&["sh", "-c", &script]), Duration::from_millis(500))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("killed"), "{err}");
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .expect("the script recorded its child")
+        .trim()
+        .parse()
+        .expect("a pid");
+    // Killed (and reaped by init once its parent is gone): /proc/<pid> goes, or shows a zombie.
+    let end = Instant::now() + Duration::from_secs(3);
+    let alive =
+        || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "));
+    while alive() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(), "the command's child {pid} still runs");
+}
+
 #[test]
 fn sysfs_port_writes_1_for_off_and_0_for_on() {
     let dir = tempfile::tempdir().unwrap();

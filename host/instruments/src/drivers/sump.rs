@@ -18,6 +18,9 @@ use serialport::SerialPort;
 use super::serial::{self, io_error, read_some};
 use crate::{pulse::PulseCapture, InstrumentError, InstrumentResult, PulseMeter, TimedCapture};
 
+/// How long a reset may take to silence the device (a full 256 KiB read-out over USB CDC
+/// takes well under this; over a 115200-baud UART it would not, and the rig says so).
+pub const RESET_DRAIN: Duration = Duration::from_secs(2);
 pub const CMD_RESET: u8 = 0x00;
 pub const CMD_RUN: u8 = 0x01;
 pub const CMD_ID: u8 = 0x02;
@@ -285,12 +288,22 @@ impl SumpAnalyzer {
         self.port.flush().map_err(|e| io_error(&self.device, e))
     }
 
-    /// Five resets bring any SUMP device back to command mode; then drop stale bytes.
+    /// Five resets bring any SUMP device back to command mode; then drop stale bytes (a
+    /// read-out still under way ends within [`RESET_DRAIN`]; a device still talking then is
+    /// not in command mode).
     pub fn reset(&mut self) -> InstrumentResult<()> {
         self.write(&[CMD_RESET; 5])?;
         std::thread::sleep(Duration::from_millis(10));
         let mut buf = [0u8; 4096];
-        while read_some(self.port.as_mut(), &mut buf, &self.device)? > 0 {}
+        let deadline = Instant::now() + RESET_DRAIN;
+        while read_some(self.port.as_mut(), &mut buf, &self.device)? > 0 {
+            if Instant::now() >= deadline {
+                return Err(InstrumentError::Protocol {
+                    device: self.device.clone(),
+                    reason: format!("still sending {RESET_DRAIN:?} after five resets: a SUMP analyzer in command mode is silent until asked. Is this port the analyzer (not a console or another instrument)?"),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -454,6 +467,47 @@ impl PulseMeter for SumpAnalyzer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A port that never stops sending (a console, another instrument): opening it as a SUMP
+    /// analyzer ends in an error naming it, instead of draining for ever after the resets.
+    #[test]
+    fn a_port_that_never_stops_talking_is_not_taken_for_an_analyzer() {
+        use std::io::Write;
+        let (mut device, slave) = serialport::TTYPort::pair().unwrap();
+        let path = slave.name().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let talker = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = device.write_all(b"login: ");
+                }
+            })
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let opened_path = path.clone();
+        std::thread::spawn(move || {
+            let options = SumpOptions {
+                channel: 0,
+                sample_rate_hz: 1_000_000,
+                rle: false,
+                max_jitter_us: 50.0,
+            };
+            let r = SumpAnalyzer::open_with(&opened_path, &options).map(|_| ());
+            let _ = tx.send(r.map_err(|e| e.to_string()));
+        });
+        let outcome = rx.recv_timeout(RESET_DRAIN + Duration::from_secs(5));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(slave);
+        let _ = talker.join();
+        let err = outcome
+            .expect("open_with returned (it drained for ever before)")
+            .unwrap_err();
+        assert!(
+            err.contains(&path) && err.contains("still sending"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn long_commands_are_little_endian() {

@@ -82,17 +82,22 @@ impl SerialTelemetry {
     }
 }
 
+/// How long buffered bytes are dropped before a new status line is awaited.
+const DRAIN_AT_MOST: Duration = Duration::from_millis(100);
+
 /// How often a missing port is looked for.
 const REOPEN_POLL: Duration = Duration::from_millis(50);
 
 impl TelemetryPort for SerialTelemetry {
     fn next_status(&mut self, timeout: Duration) -> InstrumentResult<StatusLine> {
-        // Only lines that start after this call: drop what is buffered and any partial line.
+        // Only lines that start after this call: drop what is buffered and any partial line,
+        // for a moment at most (a port that never pauses would hold this loop for ever).
         let mut buf = [0u8; 1024];
-        while self.port.is_some() && self.read(&mut buf) > 0 {}
+        let deadline = Instant::now() + timeout;
+        let drained_by = (Instant::now() + DRAIN_AT_MOST).min(deadline);
+        while self.port.is_some() && Instant::now() < drained_by && self.read(&mut buf) > 0 {}
         self.pending.clear();
         let mut synced = false;
-        let deadline = Instant::now() + timeout;
         loop {
             let n = self.read(&mut buf);
             for &b in &buf[..n] {
@@ -189,6 +194,37 @@ mod tests {
             .expect("a status line from the port that came back");
         assert!(after.uptime_ms >= 1000, "line from the new port: {after:?}");
         writer.join().unwrap();
+    }
+
+    /// A port that never pauses and never sends a status line (a wrong device, a console in
+    /// a loop): the wait ends at its timeout instead of draining for ever.
+    #[test]
+    fn a_port_that_never_stops_talking_times_out() {
+        let (mut device, slave) = TTYPort::pair().unwrap();
+        let path = slave.name().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let talker = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = device.write_all(&[b'x'; 256]);
+                }
+            })
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut telemetry = SerialTelemetry::open(&path, 115_200).unwrap();
+            let started = Instant::now();
+            let r = telemetry.next_status(Duration::from_millis(500));
+            let _ = tx.send((r.map(|_| ()).map_err(|e| e.to_string()), started.elapsed()));
+        });
+        let outcome = rx.recv_timeout(Duration::from_secs(10));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(slave);
+        let _ = talker.join();
+        let (result, took) = outcome.expect("next_status returned (it drained for ever before)");
+        assert!(result.is_err(), "{result:?}");
+        assert!(took < Duration::from_secs(3), "{took:?}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use std::{
     io::Read,
+    os::unix::process::CommandExt,
     process::{Command, ExitStatus, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
@@ -70,16 +71,31 @@ fn collect(mut pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     rx
 }
 
+/// Kills the child's whole process group (it leads one: `process_group(0)`), then reaps it.
+fn kill_group(child: &mut std::process::Child) {
+    if let Ok(pgid) = i32::try_from(child.id()) {
+        // SAFETY: kill(2) with a negative pid signals that process group; no memory involved.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// Runs `argv` (program, then arguments; no shell), waiting at most `timeout`.
 pub fn run(argv: &[String], timeout: Duration) -> InstrumentResult<CommandOutput> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| err(argv, "empty command: give the program and its arguments"))?;
+    // A process group of its own, so that a timeout kills what the command started too
+    // (a script's children, a `sudo`'s program).
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .map_err(|e| {
             err(
@@ -107,8 +123,7 @@ pub fn run(argv: &[String], timeout: Duration) -> InstrumentResult<CommandOutput
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
+                kill_group(&mut child);
                 let stderr = take(stderr);
                 return Err(err(
                     argv,
@@ -124,8 +139,7 @@ pub fn run(argv: &[String], timeout: Duration) -> InstrumentResult<CommandOutput
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
             Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                kill_group(&mut child);
                 return Err(err(argv, format!("cannot wait for the child: {e}")));
             }
         }
