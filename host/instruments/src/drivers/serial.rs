@@ -46,3 +46,55 @@ pub fn read_some(
         Err(e) => Err(io_error(device, e)),
     }
 }
+
+/// Test devices on pseudo-terminals.
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::{
+        io::Write,
+        sync::{
+            atomic::{AtomicBool, Ordering},
+            Arc,
+        },
+        thread::JoinHandle,
+    };
+
+    use serialport::SerialPort;
+
+    /// A device that sends `bytes` over and over until dropped (a console, a wrong device).
+    pub struct EndlessTalker {
+        pub path: String,
+        stop: Arc<AtomicBool>,
+        thread: Option<JoinHandle<()>>,
+        _slave: serialport::TTYPort,
+    }
+
+    impl EndlessTalker {
+        pub fn start(bytes: &'static [u8]) -> Self {
+            let (mut device, slave) = serialport::TTYPort::pair().expect("openpty");
+            let path = slave.name().expect("pty name");
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = stop.clone();
+            let thread = std::thread::spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    let _ = device.write_all(bytes);
+                }
+            });
+            Self {
+                path,
+                stop,
+                thread: Some(thread),
+                _slave: slave,
+            }
+        }
+    }
+
+    impl Drop for EndlessTalker {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}

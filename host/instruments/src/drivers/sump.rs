@@ -472,20 +472,9 @@ mod tests {
     /// analyzer ends in an error naming it, instead of draining for ever after the resets.
     #[test]
     fn a_port_that_never_stops_talking_is_not_taken_for_an_analyzer() {
-        use std::io::Write;
-        let (mut device, slave) = serialport::TTYPort::pair().unwrap();
-        let path = slave.name().unwrap();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let talker = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let _ = device.write_all(b"login: ");
-                }
-            })
-        };
+        let talker = crate::drivers::serial::fake::EndlessTalker::start(b"login: ");
         let (tx, rx) = std::sync::mpsc::channel();
-        let opened_path = path.clone();
+        let path = talker.path.clone();
         std::thread::spawn(move || {
             let options = SumpOptions {
                 channel: 0,
@@ -493,13 +482,12 @@ mod tests {
                 rle: false,
                 max_jitter_us: 50.0,
             };
-            let r = SumpAnalyzer::open_with(&opened_path, &options).map(|_| ());
+            let r = SumpAnalyzer::open_with(&path, &options).map(|_| ());
             let _ = tx.send(r.map_err(|e| e.to_string()));
         });
         let outcome = rx.recv_timeout(RESET_DRAIN + Duration::from_secs(5));
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        drop(slave);
-        let _ = talker.join();
+        let path = talker.path.clone();
+        drop(talker);
         let err = outcome
             .expect("open_with returned (it drained for ever before)")
             .unwrap_err();

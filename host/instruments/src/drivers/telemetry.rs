@@ -200,18 +200,9 @@ mod tests {
     /// a loop): the wait ends at its timeout instead of draining for ever.
     #[test]
     fn a_port_that_never_stops_talking_times_out() {
-        let (mut device, slave) = TTYPort::pair().unwrap();
-        let path = slave.name().unwrap();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let talker = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let _ = device.write_all(&[b'x'; 256]);
-                }
-            })
-        };
+        let talker = crate::drivers::serial::fake::EndlessTalker::start(&[b'x'; 256]);
         let (tx, rx) = std::sync::mpsc::channel();
+        let path = talker.path.clone();
         std::thread::spawn(move || {
             let mut telemetry = SerialTelemetry::open(&path, 115_200).unwrap();
             let started = Instant::now();
@@ -219,9 +210,7 @@ mod tests {
             let _ = tx.send((r.map(|_| ()).map_err(|e| e.to_string()), started.elapsed()));
         });
         let outcome = rx.recv_timeout(Duration::from_secs(10));
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        drop(slave);
-        let _ = talker.join();
+        drop(talker);
         let (result, took) = outcome.expect("next_status returned (it drained for ever before)");
         assert!(result.is_err(), "{result:?}");
         assert!(took < Duration::from_secs(3), "{took:?}");
