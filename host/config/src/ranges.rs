@@ -81,6 +81,8 @@ pub const RIG_CONFIG_RANGES: &[FieldRange] = &[
     r("probe.speed_khz", 1.0, 24_000.0, "SWD clocks up to an ST-LINK V3's 24 MHz"),
     r("expect.rdp_level", 0.0, 2.0, "read-out protection levels 0, 1 and 2"),
     r("usb.stlink_enumeration_ms", 0.0, 30_000.0, "an ST-LINK boots and enumerates within seconds"),
+    r("simulated_faults.after_ms", 0.0, 3_600_000.0, "from bring-up to the fault; an hour outlasts any shipped run"),
+    r("simulated_faults.delay_ms", 1.0, 600_000.0, "how late a slow device answers; 10 minutes is a dead one"),
 ];
 
 /// A scenario's numeric fields, by step action (`defaults.*` for the `[defaults]` table).

@@ -29,6 +29,8 @@ struct RawRig {
     expect: ExpectConfig,
     #[serde(default)]
     usb: Option<UsbConfig>,
+    #[serde(default)]
+    simulated_faults: Option<SimulatedFaults>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -276,6 +278,76 @@ impl RecoveryPin {
 pub struct RecoveryLine {
     pub pin: RecoveryPin,
     pub channel: u8,
+}
+
+/// Simulated bench only: faults its instruments show from a moment after bring-up on, so that
+/// what the rig does when a bench device misbehaves is tested through the same drivers.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedFaults {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can: Option<DeviceFault>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulse_meter: Option<DeviceFault>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power: Option<DeviceFault>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<DeviceFault>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<DeviceFault>,
+}
+
+/// One instrument's fault.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceFault {
+    pub kind: FaultKind,
+    /// From the end of the rig's bring-up (power on, firmware loaded) to the fault.
+    #[serde(default)]
+    pub after_ms: u64,
+    /// `kind = "slow"`: how late each answer comes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+}
+
+/// What a faulty device does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FaultKind {
+    /// Leaves for good: its port hangs up and its path is gone (a USB device unplugged).
+    Vanish,
+    /// Stays present but answers nothing and ignores what it is sent.
+    Silent,
+    /// Answers with bytes of the right count but wrong values (a wrong baud rate, noise).
+    Garbage,
+    /// Answers correctly, `delay_ms` late.
+    Slow,
+}
+
+impl FaultKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Vanish => "vanish",
+            FaultKind::Silent => "silent",
+            FaultKind::Garbage => "garbage",
+            FaultKind::Slow => "slow",
+        }
+    }
+}
+
+impl SimulatedFaults {
+    /// Each configured fault with its device's key in the table.
+    pub fn each(&self) -> impl Iterator<Item = (&'static str, DeviceFault)> + '_ {
+        [
+            ("can", self.can),
+            ("pulse_meter", self.pulse_meter),
+            ("power", self.power),
+            ("telemetry", self.telemetry),
+            ("probe", self.probe),
+        ]
+        .into_iter()
+        .filter_map(|(k, f)| f.map(|f| (k, f)))
+    }
 }
 
 /// Simulated bench only: its instruments served as USB devices over USB/IP (`rig sim --usbip`).
@@ -579,6 +651,46 @@ fn check_ranges(file: &SourceFile, raw: &RawRig) -> Result<(), FileError> {
     Ok(())
 }
 
+/// `[simulated_faults]`: simulated bench only; `delay_ms` with `slow` and only there; both
+/// times within their documented ranges (errors at the device's line).
+fn check_faults(
+    file: &SourceFile,
+    faults: Option<&SimulatedFaults>,
+    simulated: bool,
+) -> Result<(), FileError> {
+    let Some(faults) = faults else { return Ok(()) };
+    for (device, fault) in faults.each() {
+        let span = file.key_span("simulated_faults", device);
+        if !simulated {
+            return Err(file.error_at(span, format!("simulated_faults.{device}: faults are injected by the simulated bench's instruments; it needs board.backend = \"simulated\"")));
+        }
+        if device == "probe" && matches!(fault.kind, FaultKind::Garbage | FaultKind::Slow) {
+            return Err(file.error_at(span, format!("simulated_faults.probe: kind = {:?}: the in-process probe has no wire to garble or slow down; it can \"vanish\" (leave USB) or fall \"silent\" (its USB transfers time out)", fault.kind.name())));
+        }
+        match (fault.kind, fault.delay_ms) {
+            (FaultKind::Slow, None) => {
+                return Err(file.error_at(span, format!("simulated_faults.{device}: kind = \"slow\" needs delay_ms (how late each answer comes)")))
+            }
+            (kind, Some(_)) if kind != FaultKind::Slow => {
+                return Err(file.error_at(span, format!("simulated_faults.{device}: delay_ms applies to kind = \"slow\" only, not {:?}", kind.name())))
+            }
+            _ => {}
+        }
+        for (field, value) in [
+            ("simulated_faults.after_ms", Some(fault.after_ms)),
+            ("simulated_faults.delay_ms", fault.delay_ms),
+        ] {
+            let (Some(value), Some(range)) = (value, crate::ranges::range_of(field)) else {
+                continue;
+            };
+            if let Err(message) = range.check(value as f64) {
+                return Err(file.error_at(span, format!("{message} (the {device} fault)")));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetryConfig {
@@ -726,6 +838,8 @@ pub struct RigConfig {
     pub expect: ExpectConfig,
     /// Simulated bench only: serve it over USB/IP.
     pub usb: Option<UsbConfig>,
+    /// Simulated bench only: instrument faults to show after bring-up.
+    pub simulated_faults: Option<SimulatedFaults>,
     /// The board ELF, resolved against the config file's folder.
     pub firmware_elf: Option<std::path::PathBuf>,
     /// `kind = "elf"`: the ELF in flash when the bench starts, resolved like `firmware_elf`.
@@ -756,7 +870,20 @@ fn supply(
 
 impl RigConfig {
     pub fn load(path: &Path) -> Result<Self, FileError> {
-        let file = SourceFile::read(path)?;
+        Self::from_file(path, SourceFile::read(path)?)
+    }
+
+    /// [`Self::load`] of a rig config's `text`, as if read from `path` (errors name it; ELF
+    /// paths in the text stay relative to its folder; nothing is read from it).
+    pub fn from_text(path: &Path, text: impl Into<String>) -> Result<Self, FileError> {
+        let file = SourceFile {
+            path: path.display().to_string(),
+            text: text.into(),
+        };
+        Self::from_file(path, file)
+    }
+
+    fn from_file(path: &Path, file: SourceFile) -> Result<Self, FileError> {
         let raw: RawRig = file.parse()?;
         let wiring = supply(&file, &raw.board.wiring, "board.wiring")?;
         let firmware_supply = match &raw.firmware.supply {
@@ -807,6 +934,7 @@ impl RigConfig {
                 return Err(file.error_at(file.key_span("usb", "stlink_serial"), format!("usb.stlink_serial = {:?}: give 24 hex digits, as an ST-LINK's serial number has (probe-rs re-encodes shorter ones)", usb.stlink_serial)));
             }
         }
+        check_faults(&file, raw.simulated_faults.as_ref(), simulated)?;
         Ok(Self {
             path: path.display().to_string(),
             name: raw.name,
@@ -825,6 +953,7 @@ impl RigConfig {
             probe: raw.probe,
             expect: raw.expect,
             usb: raw.usb,
+            simulated_faults: raw.simulated_faults,
             firmware_elf: raw
                 .firmware
                 .elf

@@ -36,6 +36,7 @@ fn probe_rs_halts_reads_registers_and_stops_at_an_fpb_breakpoint() {
             probe_supply: Default::default(),
             recovery_line: None,
             can_interface: None,
+            faults: Default::default(),
         },
         Box::new(board),
     )

@@ -10,6 +10,7 @@ pub mod capabilities;
 pub mod drivers;
 pub mod elf;
 mod instrument;
+pub mod interrupt;
 pub mod pulse;
 pub mod usb_identity;
 

@@ -81,8 +81,10 @@ fn every_numeric_field_out_of_range_points_at_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let hw = HARDWARE.to_string();
     let (scpi, usb) = (scpi(), simulated_usb());
+    let faults = std::fs::read_to_string(common::repo("rig-config/sim.toml")).expect("sim.toml")
+        + "\n[simulated_faults]\ntelemetry = { kind = \"slow\", after_ms = 10, delay_ms = 100 }\n";
     // (field, template, the valid line, an out-of-range line)
-    let cases: [(&str, &str, &str, &str); 17] = [
+    let cases: [(&str, &str, &str, &str); 19] = [
         ("can.bitrate", &hw, "bitrate = 500000", "bitrate = 5000"),
         ("pulse_meter.channel", &hw, "channel = 0", "channel = 9"),
         (
@@ -145,6 +147,18 @@ fn every_numeric_field_out_of_range_points_at_its_line() {
             "stlink_enumeration_ms = 1000",
             "stlink_enumeration_ms = 30001",
         ),
+        (
+            "simulated_faults.after_ms",
+            &faults,
+            "after_ms = 10,",
+            "after_ms = 3600001,",
+        ),
+        (
+            "simulated_faults.delay_ms",
+            &faults,
+            "delay_ms = 100",
+            "delay_ms = 0",
+        ),
     ];
     for (field, template, from, to) in cases {
         let (err, line) = refused(dir.path(), template, from, to);
@@ -163,7 +177,7 @@ fn every_numeric_field_out_of_range_points_at_its_line() {
         );
     }
     // The templates themselves load.
-    for text in [&hw, &scpi, &usb] {
+    for text in [&hw, &scpi, &usb, &faults] {
         RigConfig::load(&common::write(dir.path(), "ok.toml", text))
             .unwrap_or_else(|e| panic!("{e}"));
     }
@@ -188,4 +202,34 @@ fn a_rate_the_analyzer_cannot_divide_and_a_boot_address_off_its_grain_are_refuse
     );
     assert_eq!(err.line, line, "{err}");
     assert!(err.message.contains("multiple of 0x10000"), "{err}");
+}
+
+#[test]
+fn simulated_faults_are_refused_where_they_cannot_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = std::fs::read_to_string(common::repo("rig-config/sim.toml")).expect("sim.toml");
+    for (section, says) in [
+        ("can = { kind = \"slow\" }", "needs delay_ms"),
+        (
+            "can = { kind = \"silent\", delay_ms = 10 }",
+            "applies to kind = \"slow\" only",
+        ),
+        ("probe = { kind = \"garbage\" }", "no wire to garble"),
+        ("power = { kind = \"flaky\" }", "unknown variant"),
+    ] {
+        let text = format!("{sim}\n[simulated_faults]\n{section}\n");
+        let err = RigConfig::load(&common::write(dir.path(), "f.toml", &text))
+            .expect_err(section)
+            .to_string();
+        assert!(err.contains(says), "{section}: {err}");
+        assert!(
+            err.contains(&format!("f.toml:{}:", text.lines().count())),
+            "{section}: {err}"
+        );
+    }
+    let hw = HARDWARE.to_string() + "\n[simulated_faults]\ncan = { kind = \"vanish\" }\n";
+    let err = RigConfig::load(&common::write(dir.path(), "hw.toml", &hw))
+        .expect_err("hardware")
+        .to_string();
+    assert!(err.contains("needs board.backend = \"simulated\""), "{err}");
 }

@@ -28,6 +28,7 @@ fn bench() -> SimulatedBench {
         probe_supply: Default::default(),
         recovery_line: None,
         can_interface: None,
+        faults: Default::default(),
     })
     .expect("bench starts")
 }
@@ -87,6 +88,7 @@ fn relay_driver_holds_nrst_through_its_second_channel() {
             channel: 2,
         }),
         can_interface: None,
+        faults: Default::default(),
     })
     .expect("bench starts");
     let mut power = LcusRelay::open(&bench.ports.relay, 1).unwrap();

@@ -35,11 +35,14 @@ pub struct SimulatedBenchConfig {
     /// adapter simulator: the host then reaches the board through that interface, and the
     /// slcan pty answers nothing.
     pub can_interface: Option<String>,
+    /// Instrument faults from a moment after bring-up on (`[simulated_faults]`).
+    pub faults: SimulatedFaults,
 }
 
+use crate::faults::{DevicePort, FaultDevice, FaultPlan, PortRole};
 use crate::shared::lock;
 pub use crate::shared::{BoardSlot, NrstDriver, ProbeSupply, Shared};
-use bench_config::RecoveryLine;
+use bench_config::{RecoveryLine, SimulatedFaults};
 
 /// Paths of the simulated instruments' pseudo-terminals.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -54,9 +57,9 @@ pub struct SimulatedBench {
     pub shared: Arc<Shared>,
     pub ports: SimulatedPorts,
     threads: Vec<JoinHandle<()>>,
-    /// Slave ends kept open so the masters never see a hang-up between host opens (and the slcan
-    /// master when the bus is bridged to SocketCAN instead).
-    _slaves: Vec<TTYPort>,
+    /// The slcan pseudo-terminal when the bus is bridged to SocketCAN instead: kept open,
+    /// unanswered, so its path stays valid.
+    _unused: Vec<DevicePort>,
 }
 
 /// A pseudo-terminal: (master for the simulator, slave path for the host).
@@ -103,20 +106,26 @@ impl SimulatedBench {
         config: SimulatedBenchConfig,
         target: Box<dyn SimulatedTarget>,
     ) -> std::io::Result<Self> {
-        let shared = Arc::new(Shared::new(target));
+        let plan = Arc::new(FaultPlan::new(config.faults.clone()));
+        let shared = Arc::new(Shared::with_faults(target, plan.clone()));
         {
             let mut b = shared.board();
             b.supply_rise_us = config.supply_rise_ms * 1000;
             b.probe_supply = config.probe_supply;
         }
-        let (slcan_m, slcan_s, slcan) = pty("slcan adapter")?;
-        let (sump_m, sump_s, sump) = pty("SUMP analyzer")?;
-        let (relay_m, relay_s, relay) = pty("LCUS-1 relay")?;
-        let (mut tele_m, tele_s, telemetry) = pty("telemetry port")?;
+        // Each simulator's end of its pseudo-terminal, which holds the host's end open too
+        // (so the host sees no hang-up between its opens) and shows the device's fault.
+        let device = |what, device, role| -> std::io::Result<(DevicePort, String)> {
+            let (m, s, path) = pty(what)?;
+            Ok((DevicePort::new(m, s, device, role, plan.clone()), path))
+        };
+        let (slcan_m, slcan) = device("slcan adapter", FaultDevice::Can, PortRole::Commands)?;
+        let (sump_m, sump) = device("SUMP analyzer", FaultDevice::PulseMeter, PortRole::Commands)?;
+        let (relay_m, relay) = device("LCUS-1 relay", FaultDevice::Power, PortRole::Commands)?;
+        let (mut tele_m, telemetry) =
+            device("telemetry port", FaultDevice::Telemetry, PortRole::Stream)?;
         // Like a UART nobody listens to: bytes that do not fit are lost, the board never blocks.
-        tele_m
-            .set_timeout(Duration::from_millis(1))
-            .map_err(std::io::Error::other)?;
+        tele_m.set_timeout(Duration::from_millis(1));
 
         // Opened before any thread starts, so a failure leaves nothing running.
         let bridge = match &config.can_interface {
@@ -162,10 +171,7 @@ impl SimulatedBench {
                 telemetry,
             },
             threads,
-            _slaves: vec![slcan_s, sump_s, relay_s, tele_s]
-                .into_iter()
-                .chain(unused)
-                .collect(),
+            _unused: unused,
         })
     }
 }
@@ -184,7 +190,7 @@ impl Drop for SimulatedBench {
 }
 
 /// Ticks the target every millisecond of real time.
-fn board_loop(shared: &Shared, mut telemetry: TTYPort) {
+fn board_loop(shared: &Shared, mut telemetry: DevicePort) {
     let mut can_tx = Vec::new();
     let mut uart = Vec::new();
     while !shared.stop.load(Ordering::Relaxed) {
@@ -222,8 +228,9 @@ fn board_loop(shared: &Shared, mut telemetry: TTYPort) {
             let _ = telemetry.flush();
             uart.clear();
         }
+        telemetry.pump();
         std::thread::sleep(Duration::from_micros(1000 - now % 1000));
     }
-    // Keep the master alive until the end so the host sees no hang-up mid-run.
-    let _ = telemetry.bytes_to_read();
+    // Keep the port alive until the end so the host sees no hang-up mid-run.
+    drop(telemetry);
 }

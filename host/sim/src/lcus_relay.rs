@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use serialport::TTYPort;
+use crate::faults::DevicePort;
 
 use bench_config::{RecoveryLine, RecoveryPin};
 
@@ -38,7 +38,7 @@ impl RelayWiring {
     }
 }
 
-pub fn run(shared: &Shared, mut port: TTYPort, wiring: RelayWiring) {
+pub fn run(shared: &Shared, mut port: DevicePort, wiring: RelayWiring) {
     let mut pending: Vec<u8> = Vec::new();
     let mut buf = [0u8; 64];
     while !shared.stop.load(Ordering::Relaxed) {

@@ -8,7 +8,12 @@ use super::{
     shared::{BoardSlot, NrstDriver, Shared},
     target::FirmwareImage,
 };
+use crate::faults::FaultDevice;
+use bench_config::FaultKind;
 use rig_instruments::{CoreSelect, DebugProbe, ProbeError};
+
+/// probe-rs's USB transfer timeout (its ST-LINK driver's), met by a probe that stopped answering.
+const SILENT_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct SimulatedProbe {
     shared: Arc<Shared>,
@@ -30,6 +35,28 @@ impl SimulatedProbe {
     /// A probe powered with the board is gone while the board is off and until it has
     /// enumerated again.
     fn present(&self) -> Result<(), ProbeError> {
+        match self
+            .shared
+            .faults
+            .active(FaultDevice::Probe)
+            .map(|f| f.kind)
+        {
+            Some(FaultKind::Vanish) => {
+                return Err(ProbeError::Gone {
+                    probe: self.name(),
+                    reason: "left USB (simulated fault: unplugged) and is not back".into(),
+                })
+            }
+            Some(_) => {
+                // A USB transfer to a probe that stopped answering ends at its timeout.
+                std::thread::sleep(SILENT_PROBE_TIMEOUT);
+                return Err(ProbeError::Other {
+                    probe: self.name(),
+                    reason: format!("USB transfer timed out after {SILENT_PROBE_TIMEOUT:?} (simulated fault: the probe stopped answering)"),
+                });
+            }
+            None => {}
+        }
         if self.shared.probe_present() {
             Ok(())
         } else {
@@ -45,6 +72,7 @@ impl SimulatedProbe {
         let core = self
             .attached
             .ok_or(ProbeError::NotAttached { probe: self.name() })?;
+        self.present()?;
         let b = self.shared.board();
         if !b.powered || !b.target.debug_accessible(core) {
             return Err(ProbeError::NoTarget {
@@ -109,6 +137,7 @@ impl DebugProbe for SimulatedProbe {
         let core = self
             .attached
             .ok_or(ProbeError::NotAttached { probe: self.name() })?;
+        self.present()?;
         let b = self.shared.board();
         if !b.powered {
             return Err(ProbeError::NoTarget {
@@ -178,6 +207,7 @@ impl DebugProbe for SimulatedProbe {
         let core = self
             .attached
             .ok_or(ProbeError::NotAttached { probe: self.name() })?;
+        self.present()?;
         let b = self.shared.board();
         if !b.powered {
             return Err(ProbeError::NoTarget {

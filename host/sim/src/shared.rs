@@ -23,6 +23,8 @@ pub struct Shared {
     pub(crate) board_tx: Mutex<VecDeque<CanFrame>>,
     /// Every 4-byte command the relay received, and whether it was accepted.
     pub relay_log: Mutex<Vec<([u8; 4], bool)>>,
+    /// Instrument faults to show after bring-up (`[simulated_faults]`).
+    pub faults: std::sync::Arc<crate::faults::FaultPlan>,
 }
 
 /// Who pulls the board's NRST low. NRST is an open-drain line with a pull-up: it is held while
@@ -89,6 +91,18 @@ impl Shared {
             pwm: Mutex::new(PwmTimeline::default()),
             board_tx: Mutex::new(VecDeque::new()),
             relay_log: Mutex::new(Vec::new()),
+            faults: Default::default(),
+        }
+    }
+
+    /// [`Self::new`] with instrument faults.
+    pub fn with_faults(
+        target: Box<dyn SimulatedTarget>,
+        faults: std::sync::Arc<crate::faults::FaultPlan>,
+    ) -> Self {
+        Self {
+            faults,
+            ..Self::new(target)
         }
     }
 

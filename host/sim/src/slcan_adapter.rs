@@ -5,8 +5,8 @@
 
 use std::{io::Write, sync::atomic::Ordering};
 
+use crate::faults::DevicePort;
 use gauge_logic::frame::CanFrame;
-use serialport::TTYPort;
 
 use crate::shared::{lock, Shared};
 
@@ -115,7 +115,7 @@ impl Adapter {
     }
 }
 
-pub fn run(shared: &Shared, mut port: TTYPort) {
+pub fn run(shared: &Shared, mut port: DevicePort) {
     let mut a = Adapter {
         bitrate_code: None,
         open: false,

@@ -12,7 +12,7 @@
 
 use std::{io::Write, sync::atomic::Ordering, time::Duration};
 
-use serialport::{SerialPort, TTYPort};
+use crate::faults::DevicePort;
 
 use crate::shared::{lock, Shared};
 
@@ -159,7 +159,7 @@ enum Capture {
 
 /// Waits for the trigger, then for the post-trigger samples to exist, and returns them as
 /// SUMP sends them: newest sample first, groups in order within a sample.
-fn capture(shared: &Shared, a: &Analyzer, port: &mut TTYPort) -> Capture {
+fn capture(shared: &Shared, a: &Analyzer, port: &mut DevicePort) -> Capture {
     let step = a.step_us();
     let arm = shared.now_us() as f64;
     let mut level = 0u32;
@@ -222,7 +222,7 @@ fn capture(shared: &Shared, a: &Analyzer, port: &mut TTYPort) -> Capture {
 fn capture_rle(
     shared: &Shared,
     a: &Analyzer,
-    port: &mut TTYPort,
+    port: &mut DevicePort,
     first: f64,
     read: usize,
 ) -> Capture {
@@ -260,7 +260,7 @@ fn capture_rle(
     Capture::Done(out)
 }
 
-pub fn run(shared: &Shared, mut port: TTYPort) {
+pub fn run(shared: &Shared, mut port: DevicePort) {
     let mut a = Analyzer {
         divider: 99,
         read_count: 4096,
@@ -295,10 +295,10 @@ pub fn run(shared: &Shared, mut port: TTYPort) {
                 _ => Vec::new(), // reset, self-test and unknown short commands: no reply
             };
             if !reply.is_empty() {
-                let _ = port.set_timeout(Duration::from_millis(500));
+                port.set_timeout(Duration::from_millis(500));
                 let _ = port.write_all(&reply);
                 let _ = port.flush();
-                let _ = port.set_timeout(Duration::from_millis(2));
+                port.set_timeout(Duration::from_millis(2));
             }
         }
     }

@@ -55,10 +55,47 @@ pub trait Progress {
 pub struct Quiet;
 impl Progress for Quiet {}
 
-/// Runs the scenarios; `Err` only when not even a report could be written.
-pub fn run(opts: &RunOptions<'_>, progress: &mut dyn Progress) -> std::io::Result<RunResult> {
+/// A report that could not be written (a full disk, a folder made read-only mid-run): the
+/// error, where it should have gone, and the report itself, for the caller to show.
+#[derive(Debug)]
+pub struct ReportLost {
+    pub error: std::io::Error,
+    pub path: PathBuf,
+    /// The newest report as JSON (none when the run folder could not even be made).
+    pub json: Option<String>,
+}
+
+impl std::fmt::Display for ReportLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot write the report {}: {}. Free some space or make the folder writable (or give --reports another folder); the run stopped there", self.path.display(), self.error)
+    }
+}
+
+/// Runs the scenarios; `Err` only when the report could not be written (the run stops then).
+pub fn run(opts: &RunOptions<'_>, progress: &mut dyn Progress) -> Result<RunResult, ReportLost> {
     let run_id = new_run_id();
-    let writer = ReportWriter::create(&opts.reports_root, &run_id)?;
+    let writer = ReportWriter::create(&opts.reports_root, &run_id).map_err(|error| ReportLost {
+        error,
+        path: opts.reports_root.join(&run_id),
+        json: None,
+    })?;
+    run_into(opts, progress, &writer).map_err(|error| ReportLost {
+        error,
+        path: writer.path(),
+        json: writer.take_unwritten(),
+    })
+}
+
+fn run_into(
+    opts: &RunOptions<'_>,
+    progress: &mut dyn Progress,
+    writer: &ReportWriter,
+) -> std::io::Result<RunResult> {
+    let run_id = writer
+        .dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut report = RunReport::new(run_id);
     writer.write(&report)?;
     let finish =
@@ -140,7 +177,22 @@ pub fn run(opts: &RunOptions<'_>, progress: &mut dyn Progress) -> std::io::Resul
             rig: &mut rig,
             abort: opts.abort,
         };
-        let sr = runner.run(scenario, &mut |s| progress.step_done(s));
+        // Every finished step reaches the disk at once: a run killed mid-scenario keeps it.
+        let mut partial = ScenarioReport::running(scenario);
+        let mut write_error = None;
+        let sr = runner.run(scenario, &mut |s| {
+            progress.step_done(s);
+            partial.steps.push(s.clone());
+            let mut so_far = report.clone();
+            so_far.scenarios.push(partial.clone());
+            if let Err(e) = writer.write(&so_far) {
+                write_error.get_or_insert(e);
+            }
+        });
+        if let Some(e) = write_error {
+            report.scenarios.push(sr);
+            return Err(e);
+        }
         progress.scenario_done(&sr);
         outcome = outcome.worst(sr.outcome);
         report.scenarios.push(sr);
@@ -148,6 +200,7 @@ pub fn run(opts: &RunOptions<'_>, progress: &mut dyn Progress) -> std::io::Resul
         report.emulation = rig.emulation_stats();
         writer.write(&report)?;
     }
+    rig.leave_safe();
     let interrupted = opts.abort.load(std::sync::atomic::Ordering::Relaxed);
     // An interrupted run never passes, even if the interrupt came during its last step.
     if interrupted {

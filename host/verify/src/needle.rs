@@ -87,7 +87,11 @@ impl Runner<'_> {
                     stream.clear();
                     last_problem = e.to_string();
                 }
-                Err(e) => return Err((last, format!("ERROR: {e}"))),
+                Err(e) => {
+                    let name = self.instrument_name(Instrument::PulseMeter);
+                    let message = from_instrument(&name, e).message.unwrap_or_default();
+                    return Err((last, format!("ERROR: {message}")));
+                }
             }
             if Instant::now() >= deadline {
                 return Err((last, last_problem));
@@ -233,7 +237,7 @@ impl Runner<'_> {
                 return StepResult::fail(m, format!("needle did not park at {park} us within {within_ms} ms of the last valid data: {problem}"));
             }
         }
-        match self.rig.telemetry.next_status(TELEMETRY_TIMEOUT) {
+        match self.next_status() {
             Ok(line) => {
                 m.push(Measurement::limited(
                     "telemetry_failsafe",
@@ -244,8 +248,7 @@ impl Runner<'_> {
                 ));
                 StepResult::judged(m)
             }
-            Err(e) => {
-                let mut r = from_instrument(e);
+            Err(mut r) => {
                 r.measurements = m;
                 r
             }

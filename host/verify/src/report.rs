@@ -120,6 +120,15 @@ pub struct ScenarioReport {
 }
 
 impl ScenarioReport {
+    /// A scenario under way, with no step finished yet.
+    pub fn running(scenario: &crate::scenario::Scenario) -> Self {
+        Self {
+            outcome: Outcome::Running,
+            error: None,
+            ..Self::not_run(scenario, "")
+        }
+    }
+
     /// A scenario that never started (the run was interrupted first).
     pub fn not_run(scenario: &crate::scenario::Scenario, why: &str) -> Self {
         Self {
@@ -243,16 +252,30 @@ pub fn new_run_id() -> String {
     )
 }
 
-/// Writes `reports/<run-id>/report.json` by writing a temporary file and renaming it.
+/// Writes `reports/<run-id>/report.json` by writing a temporary file and renaming it, so a
+/// failed write (a full disk) leaves the last complete report in place.
 pub struct ReportWriter {
     pub dir: PathBuf,
+    /// The last report that could not be written, as JSON, for the caller to show instead.
+    unwritten: std::sync::Mutex<Option<String>>,
 }
 
 impl ReportWriter {
     pub fn create(reports_root: &Path, run_id: &str) -> std::io::Result<Self> {
         let dir = reports_root.join(run_id);
         std::fs::create_dir_all(&dir)?;
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            unwritten: Default::default(),
+        })
+    }
+
+    /// The report a failed write could not save (the newest one), as JSON.
+    pub fn take_unwritten(&self) -> Option<String> {
+        self.unwritten
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     pub fn path(&self) -> PathBuf {
@@ -260,11 +283,19 @@ impl ReportWriter {
     }
 
     pub fn write(&self, report: &RunReport) -> std::io::Result<()> {
+        let mut json = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
+        json.push('\n');
         let tmp = self.dir.join(".report.json.tmp");
-        let mut f = std::fs::File::create(&tmp)?;
-        serde_json::to_writer_pretty(&mut f, report).map_err(std::io::Error::other)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, self.path())
+        let written = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(json.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, self.path())
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+            *self.unwritten.lock().unwrap_or_else(|e| e.into_inner()) = Some(json);
+        }
+        written
     }
 }

@@ -152,7 +152,7 @@ impl Rig {
     /// what showed it.
     pub fn power_off_confirmed(&mut self) -> Result<(Duration, DarkEvidence), RigError> {
         const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
-        self.power.set_power(false)?;
+        self.switch_power(false)?;
         let sent = Instant::now();
         let Some(probe) = self.probe.as_mut() else {
             return Ok((Duration::ZERO, DarkEvidence::NoProbe));
@@ -195,13 +195,38 @@ impl Rig {
         }
     }
 
+    /// The state a run leaves the bench in, however it ended (interrupted included): the
+    /// stand-in ECU silent (the gauge parks on stale data), NRST released and the probe
+    /// detached (the firmware runs), the recovery line off, and the supply as it was: never
+    /// cut by the rig at the end, so a flash write under way is not torn.
+    pub fn leave_safe(&mut self) {
+        self.ecu.stop_sending();
+        if let Some(p) = self.probe.as_mut() {
+            let _ = p.hold_reset(false);
+            p.detach();
+        }
+        if let Some((_, line)) = self.recovery_line.as_mut() {
+            let _ = line.set_power(false);
+        }
+    }
+
+    /// Switches the supply; an error names the switch and what to check.
+    pub fn switch_power(&mut self, on: bool) -> Result<(), RigError> {
+        self.power.set_power(on).map_err(|e| {
+            RigError::Setup(format!(
+                "power switch ({}): {e}. Check that it is plugged in and that the rig config's port is this switch",
+                self.power.describe()
+            ))
+        })
+    }
+
     /// Cuts the supply (confirmed) for `off`, restores it and waits the configured settle time.
     pub fn power_cycle(&mut self, off: Duration) -> Result<(), RigError> {
         self.power_off_confirmed()?;
-        std::thread::sleep(off);
-        self.power.set_power(true)?;
+        rig_instruments::interrupt::sleep(off);
+        self.switch_power(true)?;
         self.powered_at = Some(Instant::now());
-        std::thread::sleep(Duration::from_millis(self.config.power.settle_ms));
+        rig_instruments::interrupt::sleep(Duration::from_millis(self.config.power.settle_ms));
         Ok(())
     }
 }

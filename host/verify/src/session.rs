@@ -7,6 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use gauge_logic::telemetry::StatusLine;
 use rig_instruments::InstrumentError;
 
 use crate::{
@@ -87,13 +88,31 @@ impl StepResult {
     }
 }
 
-/// An instrument error: the DUT misbehaving (no signal, no answer) is a fail, the rig failing is an error.
-pub(crate) fn from_instrument(e: InstrumentError) -> StepResult {
+/// A bench instrument, to name in an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Instrument {
+    Can,
+    PulseMeter,
+    Telemetry,
+}
+
+/// What to check when an instrument failed in a way that is the bench's, not the gauge's.
+fn advice(e: &InstrumentError) -> &'static str {
     match e {
-        InstrumentError::Measurement { .. } | InstrumentError::Timeout { .. } => {
-            StepResult::fail(Vec::new(), e.to_string())
-        }
-        other => StepResult::error(other.to_string()),
+        InstrumentError::Io { .. } => ". The device failed mid-run: check that it is still plugged in (a device powered with the board leaves with it) and its cable",
+        InstrumentError::Timeout { .. } => ". Check that the device is powered and that the rig config's port is this instrument",
+        InstrumentError::Protocol { .. } => ". Check the port's baud rate and that the port is this instrument, not another device",
+        InstrumentError::Open { .. } | InstrumentError::Measurement { .. } | InstrumentError::CanBus { .. } => "",
+    }
+}
+
+/// An instrument error: what the instrument measured of the gauge (no servo signal) is a
+/// fail; the instrument failing (gone, silent, garbled, refusing) is the rig's error, with
+/// the instrument named and what to check.
+pub(crate) fn from_instrument(instrument: &str, e: InstrumentError) -> StepResult {
+    match e {
+        InstrumentError::Measurement { .. } => StepResult::fail(Vec::new(), e.to_string()),
+        other => StepResult::error(format!("{instrument}: {other}{}", advice(&other))),
     }
 }
 
@@ -107,10 +126,46 @@ pub struct Runner<'a> {
 }
 
 impl Runner<'_> {
+    /// The instrument's own description (kind, device path), for messages.
+    pub(crate) fn instrument_name(&self, which: Instrument) -> String {
+        match which {
+            Instrument::Can => format!("CAN adapter ({})", self.rig.ecu.adapter_name()),
+            Instrument::PulseMeter => format!("pulse meter ({})", self.rig.meter.describe()),
+            Instrument::Telemetry => self.rig.telemetry.describe(),
+        }
+    }
+
+    pub(crate) fn instrument_failed(&self, which: Instrument, e: InstrumentError) -> StepResult {
+        from_instrument(&self.instrument_name(which), e)
+    }
+
+    /// The firmware's next status line. When none comes, the pulse meter tells a silent
+    /// firmware (no needle either: the gauge's fail) from a telemetry port that is broken
+    /// while the firmware runs (the bench's error).
+    pub(crate) fn next_status(&mut self) -> Result<StatusLine, StepResult> {
+        match self.rig.telemetry.next_status(TELEMETRY_TIMEOUT) {
+            Ok(line) => Ok(line),
+            Err(e @ InstrumentError::Timeout { .. }) => {
+                let port = self.instrument_name(Instrument::Telemetry);
+                Err(match self.rig.meter.capture(2) {
+                    Ok(_) => StepResult::error(format!("{port}: {e}, yet the firmware is running (the pulse meter sees the needle's pulses): the telemetry link is at fault. Check that the port is the board's virtual COM port, its cable, and telemetry.baud (the firmware sends at 115200)")),
+                    Err(InstrumentError::Measurement { reason, .. }) => StepResult::fail(Vec::new(), format!("the firmware is silent: {e}, and no servo pulse either ({reason})")),
+                    Err(meter) => self.instrument_failed(Instrument::PulseMeter, meter).with_message(format!("{port}: {e}; and the pulse meter, asked whether the firmware runs, failed too")),
+                })
+            }
+            Err(e) => Err(self.instrument_failed(Instrument::Telemetry, e)),
+        }
+    }
+
+    /// The run's abort flag or the process's interrupt (Ctrl-C, SIGTERM).
+    pub(crate) fn interrupted(&self) -> bool {
+        self.abort.load(Ordering::Relaxed) || rig_instruments::interrupt::requested()
+    }
+
     /// Sleeps in slices so an interrupt is noticed.
     pub(crate) fn sleep(&self, d: Duration) {
         let end = Instant::now() + d;
-        while !self.abort.load(Ordering::Relaxed) {
+        while !self.interrupted() {
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;

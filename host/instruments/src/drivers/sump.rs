@@ -187,6 +187,9 @@ impl SumpOptions {
     }
 }
 
+/// How long an analyzer in command mode takes to answer its ID, at most.
+const ID_TIMEOUT: Duration = Duration::from_millis(300);
+
 /// A SUMP analyzer whose `channel` probes the servo signal.
 pub struct SumpAnalyzer {
     port: Box<dyn SerialPort>,
@@ -350,6 +353,28 @@ impl SumpAnalyzer {
         }
     }
 
+    /// Before a capture's failure is blamed on the signal: the analyzer still answers its ID
+    /// as it did at open. Else the analyzer is at fault, and the error says so.
+    fn confirm_answering(&mut self, after: &str) -> InstrumentResult<()> {
+        self.write(&[CMD_ID])?;
+        match self.read_exact(4, ID_TIMEOUT, "ID (0x02)") {
+            Ok(id) if id == self.id.as_bytes() => Ok(()),
+            Ok(id) => {
+                let _ = self.reset();
+                Err(InstrumentError::Protocol {
+                    device: self.device.clone(),
+                    reason: format!("the SUMP analyzer answered {:?} to its ID (0x02) after {after}, where it answered {:?} at open: its answers are garbled (noise, a wrong baud rate on a UART link, or another device on this port)", String::from_utf8_lossy(&id), self.id),
+                })
+            }
+            Err(InstrumentError::Timeout { timeout, .. }) => Err(InstrumentError::Timeout {
+                device: self.device.clone(),
+                what: format!("its ID (0x02) after {after}: the SUMP analyzer stopped answering"),
+                timeout,
+            }),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Captures `samples` samples after a rising edge on the servo channel; oldest first.
     pub fn capture_raw(
         &mut self,
@@ -400,6 +425,10 @@ impl SumpAnalyzer {
             Err(e) => {
                 // Disarm so the next command is not taken as sample data.
                 let _ = self.reset();
+                if matches!(e, InstrumentError::Timeout { .. }) {
+                    // No trigger: no servo signal, or an analyzer that stopped answering.
+                    self.confirm_answering("a capture saw no rising edge")?;
+                }
                 Err(match e {
                     InstrumentError::Timeout { device, timeout, .. } => InstrumentError::Measurement {
                         device,
@@ -435,21 +464,23 @@ impl PulseMeter for SumpAnalyzer {
         // the read-out, dates the capture (reading 20 kB can lag under load).
         let arrived = self.first_byte_at.unwrap_or_else(Instant::now);
         let started = arrived.checked_sub(window).unwrap_or(arrived);
-        let capture =
-            PulseCapture::decode(&data, self.channel, self.sample_rate_hz).map_err(|e| {
-                InstrumentError::Measurement {
+        let checked =
+            PulseCapture::decode(&data, self.channel, self.sample_rate_hz).and_then(|c| {
+                c.check_servo(periods, SERVO_PERIOD_US)
+                    .and_then(|()| c.check_jitter(self.max_jitter_us))
+                    .map(|()| c)
+            });
+        match checked {
+            Ok(capture) => Ok(TimedCapture { started, capture }),
+            Err(e) => {
+                // Samples that are no servo signal: the signal, or garbled read-outs.
+                self.confirm_answering("a capture that held no servo signal")?;
+                Err(InstrumentError::Measurement {
                     device: self.device.clone(),
                     reason: e.to_string(),
-                }
-            })?;
-        capture
-            .check_servo(periods, SERVO_PERIOD_US)
-            .and_then(|()| capture.check_jitter(self.max_jitter_us))
-            .map_err(|e| InstrumentError::Measurement {
-                device: self.device.clone(),
-                reason: e.to_string(),
-            })?;
-        Ok(TimedCapture { started, capture })
+                })
+            }
+        }
     }
 
     fn describe(&self) -> String {

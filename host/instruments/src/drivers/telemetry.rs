@@ -98,8 +98,11 @@ impl TelemetryPort for SerialTelemetry {
         while self.port.is_some() && Instant::now() < drained_by && self.read(&mut buf) > 0 {}
         self.pending.clear();
         let mut synced = false;
+        // Bytes that came while no line parsed: a garbled link, not a silent one.
+        let (mut heard, rejected_before) = (0usize, self.rejected.len());
         loop {
             let n = self.read(&mut buf);
+            heard += n;
             for &b in &buf[..n] {
                 if b == b'\n' {
                     let line = String::from_utf8_lossy(&self.pending).into_owned();
@@ -123,6 +126,16 @@ impl TelemetryPort for SerialTelemetry {
                 }
             }
             if Instant::now() > deadline {
+                if heard > 0 {
+                    let last = self.rejected[rejected_before..]
+                        .last()
+                        .map(|(line, e)| format!(" (the last line, {line:?}: {e})"))
+                        .unwrap_or_default();
+                    return Err(InstrumentError::Protocol {
+                        device: self.device.clone(),
+                        reason: format!("{heard} bytes came in {timeout:?} but no GAUGE/1 status line{last}: a wrong baud rate (the firmware sends 115200 8N1; telemetry.baud is {}), noise, or another device on this port", self.baud),
+                    });
+                }
                 return Err(InstrumentError::Timeout {
                     device: self.device.clone(),
                     what: match &self.absent {

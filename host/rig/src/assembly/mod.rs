@@ -147,7 +147,7 @@ fn assemble(
 /// Power on and, on the simulated board, flash the firmware under test over whatever the
 /// board had (a reset, not a power cycle: the supply latch keeps the earlier choice).
 fn bring_up(rig: &mut Rig, shared: Option<&BenchShared>) -> Result<(), RigError> {
-    rig.power.set_power(true)?;
+    rig.switch_power(true)?;
     rig.powered_at = Some(Instant::now());
     std::thread::sleep(Duration::from_millis(rig.config.power.settle_ms));
     if rig.config.firmware_kind == FirmwareKind::Logic {
@@ -170,6 +170,10 @@ fn bring_up(rig: &mut Rig, shared: Option<&BenchShared>) -> Result<(), RigError>
             ))
         })?;
         load_elf_firmware(&config, probe)?;
+    }
+    // `[simulated_faults]` count from here: the run proper.
+    if let Some(s) = shared {
+        s.faults.arm();
     }
     Ok(())
 }
@@ -263,6 +267,7 @@ pub fn simulated_bench_config(config: &RigConfig) -> SimulatedBenchConfig {
             CanAdapterKind::Socketcan => config.can.interface.clone(),
             CanAdapterKind::Slcan => None,
         },
+        faults: config.simulated_faults.clone().unwrap_or_default(),
     }
 }
 

@@ -422,6 +422,7 @@ pub fn all_ok(rows: &[Row]) -> bool {
 /// `rig doctor`: 0 when every instrument is fine, 1 when one is not, 2 when the rig config
 /// cannot be read.
 pub fn cli(rig: &Path, opts: DoctorOptions) -> ExitCode {
+    let _interrupt = super::signals::install("the doctor's checks");
     let config = match RigConfig::load(rig) {
         Ok(c) => c,
         Err(e) => {

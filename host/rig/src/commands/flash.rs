@@ -188,6 +188,7 @@ pub fn flash(
 
 /// `rig flash`: 0 when flashed and verified, 1 otherwise, 2 when the rig config cannot be read.
 pub fn cli(rig: &Path, elf_path: &Path, opts: FlashOptions) -> ExitCode {
+    let _interrupt = super::signals::install("the flash");
     let config = match RigConfig::load(rig) {
         Ok(c) => c,
         Err(e) => {

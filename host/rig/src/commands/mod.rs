@@ -1,7 +1,7 @@
 //! Every `rig` command, a file each: `run` and `check` (scenarios), `list`, `doctor` and
 //! `flash` (the bench and its board), `recover` and `soak` (power-loss procedures), `sim` (a
 //! standalone simulated bench for other tools) and `preflight` (the emulator's verdict on an
-//! ELF).
+//! ELF); `signals` is their Ctrl-C/SIGTERM handling.
 
 pub mod check;
 pub mod doctor;
@@ -10,5 +10,6 @@ pub mod list;
 pub mod preflight;
 pub mod recover;
 pub mod run;
+pub mod signals;
 pub mod sim;
 pub mod soak;

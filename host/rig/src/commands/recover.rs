@@ -3,12 +3,11 @@
 use crate::assembly;
 use rig_verify::power_loss::recovery::*;
 use rig_verify::report::Outcome;
-use std::sync::atomic::AtomicBool;
 
 /// The `recover` command: opens the rig's instruments without bringing the board up, runs the
 /// procedure, prints each step; exit 0 when recovered, 1 when a step failed, 2 when the rig could not be opened.
 pub fn cli(rig_path: &std::path::Path, opts: &RecoverOptions) -> std::process::ExitCode {
-    let abort = AtomicBool::new(false);
+    let abort = super::signals::install("the recovery");
     let opened = assembly::open_path(rig_path, false);
     let mut rig = match opened {
         Ok(r) => r,

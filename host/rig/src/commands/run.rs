@@ -1,10 +1,6 @@
 //! `rig run`: scenario files on a rig, progress on the console, reports/<run-id>/report.json.
 
-use std::{
-    path::PathBuf,
-    process::ExitCode,
-    sync::{atomic::AtomicBool, Arc},
-};
+use std::{path::PathBuf, process::ExitCode, sync::atomic::AtomicBool};
 
 use rig_verify::{
     job::{self, Progress, RunOptions},
@@ -33,7 +29,7 @@ pub fn run(
     dbc: PathBuf,
     abort: &AtomicBool,
     progress: &mut dyn Progress,
-) -> std::io::Result<job::RunResult> {
+) -> Result<job::RunResult, job::ReportLost> {
     let opener = |config, encoder| assembly::open(config, encoder).map_err(|e| e.to_string());
     let opts = RunOptions {
         rig,
@@ -47,19 +43,12 @@ pub fn run(
 }
 
 pub fn cli(args: RunArgs) -> ExitCode {
-    let abort = Arc::new(AtomicBool::new(false));
-    let flag = abort.clone();
-    if let Err(e) =
-        ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed))
-    {
-        eprintln!("warning: cannot catch Ctrl-C ({e}); an interrupted run leaves its last report");
-    }
+    let abort = super::signals::install("the run");
     let scenarios = if args.paths.is_empty() {
         vec![bench_folder::default_scenarios()]
     } else {
         args.paths
     };
-    let reports_root = args.reports.clone();
     let result = run(
         args.rig.unwrap_or_else(bench_folder::default_rig_config),
         scenarios,
@@ -91,11 +80,12 @@ pub fn cli(args: RunArgs) -> ExitCode {
             println!("report: {}", result.report_path.display());
             ExitCode::from(result.exit_code() as u8)
         }
-        Err(e) => {
-            eprintln!(
-                "error: cannot write the report under {}: {e}",
-                reports_root.display()
-            );
+        Err(lost) => {
+            eprintln!("error: {lost}");
+            // Never lose a report: what could not be saved goes to the console.
+            if let Some(json) = &lost.json {
+                eprintln!("the report that could not be written:\n{json}");
+            }
             ExitCode::from(2)
         }
     }

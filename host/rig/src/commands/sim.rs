@@ -10,10 +10,7 @@ use std::{
     io::Write,
     path::Path,
     process::ExitCode,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
+    sync::atomic::{AtomicBool, Ordering},
     time::Duration,
 };
 
@@ -181,12 +178,7 @@ pub fn run(
 
 /// `rig sim` for the CLI: 0 after Ctrl-C, 2 when the bench could not start.
 pub fn cli(path: &Path, usbip: Option<&str>, firmware: SimFirmware) -> ExitCode {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
-        eprintln!("error: cannot catch Ctrl-C ({e}); `rig sim` would never stop cleanly");
-        return ExitCode::from(2);
-    }
+    let stop = super::signals::install("the simulated bench");
     match run(path, usbip, firmware, &stop, &mut std::io::stdout()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

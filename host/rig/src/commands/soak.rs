@@ -3,7 +3,6 @@
 use crate::assembly;
 use rig_verify::power_loss::{soak::*, PowerCycleCheck};
 use rig_verify::report::Outcome;
-use std::sync::atomic::AtomicBool;
 
 /// The `soak` command: prints progress, the summary, writes it as JSON under `reports/<run-id>/soak.json`.
 pub fn cli(
@@ -12,9 +11,7 @@ pub fn cli(
     check: PowerCycleCheck,
     reports: &std::path::Path,
 ) -> std::process::ExitCode {
-    let abort = std::sync::Arc::new(AtomicBool::new(false));
-    let flag = abort.clone();
-    let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed));
+    let abort = super::signals::install("the soak");
     let opened = assembly::open_path(rig_path, true);
     let mut rig = match opened {
         Ok(r) => r,

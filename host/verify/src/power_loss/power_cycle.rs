@@ -105,10 +105,11 @@ impl Runner<'_> {
         let halts_before = self.rig.emulation_stats();
         let (confirm, dark) = match self.rig.power_off_confirmed() {
             Ok(d) => d,
-            Err(e) => return StepResult::fail(Vec::new(), e.to_string()),
+            // The switch or the probe, not the board.
+            Err(e) => return StepResult::error(e.to_string()),
         };
         self.sleep(p.off);
-        if let Err(e) = self.rig.power.set_power(true) {
+        if let Err(e) = self.rig.switch_power(true) {
             return StepResult::error(e.to_string());
         }
         let on = Instant::now();

@@ -196,7 +196,7 @@ fn option_bytes_step(
     off: Duration,
     r: &mut Recovery,
 ) -> bool {
-    if let Err(e) = rig.power.set_power(true) {
+    if let Err(e) = rig.switch_power(true) {
         r.push("option bytes", false, format!("power on: {e}"));
         return false;
     }
@@ -328,7 +328,7 @@ pub fn recover(rig: &mut Rig, opts: &RecoverOptions, abort: &AtomicBool) -> Reco
                         .map_or(Ok(()), |p| p.hold_reset(true))
                         .map_err(|e| e.to_string())?;
                 }
-                rig.power.set_power(true).map_err(|e| e.to_string())?;
+                rig.switch_power(true).map_err(|e| e.to_string())?;
                 rig.powered_at = Some(Instant::now());
                 std::thread::sleep(settle);
                 Ok(())

@@ -7,7 +7,7 @@ use stm32h755::supply::{
     SupplyConfig, PWR_CR3_ADDR, PWR_CR3_SUPPLY_MASK, PWR_CSR1_ACTVOSRDY, PWR_CSR1_ADDR,
 };
 
-use rig_instruments::CoreSelect;
+use rig_instruments::{CoreSelect, ProbeError};
 
 use super::diagnosis;
 use crate::{
@@ -47,6 +47,13 @@ impl Runner<'_> {
         if let Err(cm7_error) =
             rig_instruments::attach_with_retry(probe.as_mut(), CoreSelect::Cm7, attach_timeout)
         {
+            // Only a target that does not answer says something about the board; a probe
+            // that is gone or fails says nothing about it.
+            if !matches!(cm7_error, ProbeError::NoTarget { .. }) {
+                return Err(StepResult::error(format!(
+                    "{cm7_error} (no attach to the Cortex-M7 within {attach_timeout:?}): the debug probe failed, not the board. Check its USB cable, that `rig list` shows it, and probe.serial"
+                )));
+            }
             let diagnosis = ctx.no_cm7(probe.as_mut());
             let mut r = StepResult::fail(
                 std::mem::take(m),

@@ -80,7 +80,8 @@ impl Runner<'_> {
         let mut m = Vec::new();
         let mut cut_hit_write = None;
         if let Err(e) = self.rig.power_off_confirmed() {
-            return (StepResult::fail(Vec::new(), e.to_string()), None);
+            // The switch or the probe, not the board.
+            return (StepResult::error(e.to_string()), None);
         }
         self.sleep(off);
         if let Some(cutter) = cutter {
@@ -88,7 +89,7 @@ impl Runner<'_> {
             m.push(Measurement::info("cut_after_bytes", n as f64, "bytes"));
             let written = cutter.storage_bytes_programmed();
             cutter.arm_cut_after_bytes(Some(n));
-            if let Err(e) = self.rig.power.set_power(true) {
+            if let Err(e) = self.rig.switch_power(true) {
                 return (StepResult::error(e.to_string()), None);
             }
             // The board cuts its own supply at the planned byte; give it a moment. Still powered:
@@ -107,7 +108,7 @@ impl Runner<'_> {
         } else {
             let delay = Duration::from_millis(delay_ms.unwrap_or(5));
             m.push(Measurement::info("cut_after_power_on", ms(delay), "ms"));
-            if let Err(e) = self.rig.power.set_power(true) {
+            if let Err(e) = self.rig.switch_power(true) {
                 return (StepResult::error(e.to_string()), None);
             }
             std::thread::sleep(delay);
@@ -116,7 +117,7 @@ impl Runner<'_> {
             return (StepResult::fail(Vec::new(), e.to_string()), None);
         }
         self.sleep(off);
-        if let Err(e) = self.rig.power.set_power(true) {
+        if let Err(e) = self.rig.switch_power(true) {
             return (StepResult::error(e.to_string()), None);
         }
         self.rig.powered_at = Some(Instant::now());
@@ -193,6 +194,9 @@ impl Runner<'_> {
         let mut first_problem = None;
         let started = Instant::now();
         for n in 0..per_boot.max(1) {
+            if self.interrupted() {
+                return StepResult::error(format!("interrupted after {n} of {per_boot} cuts"));
+            }
             let before = match self.records_via_probe() {
                 Ok(r) => r,
                 Err(e) => {
@@ -221,7 +225,7 @@ impl Runner<'_> {
             }
         }
         // Leave the board powered through the relay's view of the world.
-        let _ = self.rig.power.set_power(true);
+        let _ = self.rig.switch_power(true);
         self.rig.powered_at = Some(Instant::now());
         let m = vec![
             Measurement::info("bytes_per_boot", per_boot as f64, "bytes"),
@@ -262,6 +266,12 @@ impl Runner<'_> {
         // Each cut's readback is the next one's baseline: one probe session per cut.
         let mut records = None;
         for delay in 0..=max_delay_ms {
+            if self.interrupted() {
+                return StepResult::error(format!(
+                    "interrupted after {tried} of {} cuts",
+                    max_delay_ms + 1
+                ));
+            }
             let (r, after) = self.cut_during_write(None, records.take(), None, Some(delay), state);
             records = after;
             tried += 1;

@@ -52,7 +52,10 @@ impl Runner<'_> {
             let t = Instant::now();
             let mut result = self.step(scenario, &located.step, &mut state);
             if let Some(e) = self.rig.ecu.take_error() {
-                result = StepResult::error(format!("CAN adapter: {e}"));
+                result = StepResult::error(format!(
+                    "{}: {e}. Check that the adapter is still plugged in and answering (slcan: at 115200 baud on this port)",
+                    self.instrument_name(Instrument::Can)
+                ));
             }
             let report = StepReport {
                 index: index + 1,
@@ -259,7 +262,7 @@ impl Runner<'_> {
                         "no boot count read yet in this scenario: put an expect_telemetry step before the power cycle",
                     );
                 };
-                match self.rig.telemetry.next_status(TELEMETRY_TIMEOUT) {
+                match self.next_status() {
                     Ok(line) => {
                         state.last_boot_count = Some(line.boot_count);
                         let want = f64::from(before) + f64::from(*by);
@@ -274,7 +277,7 @@ impl Runner<'_> {
                             Measurement::info("boot_count_before", f64::from(before), "boots"),
                         ])
                     }
-                    Err(e) => from_instrument(e),
+                    Err(r) => r,
                 }
             }
         }

@@ -13,9 +13,9 @@ impl Runner<'_> {
         failsafe: Option<bool>,
         state: &mut ScenarioState,
     ) -> StepResult {
-        let line = match self.rig.telemetry.next_status(TELEMETRY_TIMEOUT) {
+        let line = match self.next_status() {
             Ok(l) => l,
-            Err(e) => return from_instrument(e),
+            Err(r) => return r,
         };
         state.last_boot_count = Some(line.boot_count);
         let mut m = vec![

@@ -555,6 +555,8 @@ impl DebugProbe for ProbeRsProbe {
     }
 
     fn mass_erase(&mut self) -> Result<(), ProbeError> {
+        let _critical =
+            crate::interrupt::critical("a mass erase of both flash banks", ERASE_TIMEOUT);
         let r = self.with_session("a mass erase", ERASE_TIMEOUT, |s, _| {
             flashing::erase_all(s, &mut FlashProgress::empty(), false)
         })?;
@@ -568,6 +570,10 @@ impl DebugProbe for ProbeRsProbe {
             .map_err(|e| self.other(format!("{}: {e}", elf.display())))?;
         let path: PathBuf = elf.to_path_buf();
         let shown = elf.display().to_string();
+        let _critical = crate::interrupt::critical(
+            format!("the flash download of {shown} (erase, program, verify)"),
+            FLASH_TIMEOUT,
+        );
         let r = self.with_session("a flash download", FLASH_TIMEOUT, move |s, i| {
             let mut options = DownloadOptions::default();
             options.verify = true;
