@@ -80,8 +80,15 @@ impl PulseCapture {
         }
         let mut high_us = Vec::new();
         let mut pulse_end_us = Vec::new();
+        // Both edge lists are in order: one walk finds each rising edge's next falling edge
+        // (a search from the start for each was quadratic: 28 s on a toggling 262144-sample
+        // capture, the SUMP's largest).
+        let mut next_fall = 0;
         for &r in &rising {
-            if let Some(&f) = falling.iter().find(|&&f| f > r) {
+            while falling.get(next_fall).is_some_and(|&f| f <= r) {
+                next_fall += 1;
+            }
+            if let Some(&f) = falling.get(next_fall) {
                 high_us.push((f - r) as f64 * us_per_sample);
                 pulse_end_us.push(f as f64 * us_per_sample);
             }
@@ -320,6 +327,20 @@ mod tests {
             c.check_servo(2, 20_000.0),
             Err(PulseError::TooFewPulses { seen: 1, wanted: 2 })
         ));
+    }
+
+    /// A capture of the SUMP's largest read count (262144 samples) toggling at every sample, as
+    /// a floating probe can give: the pulse search was quadratic and took 28 s (release) on it
+    /// (fuzz target pulse_decode; host/fuzz/regressions/pulse_decode/ holds a 64 Ki-sample one).
+    #[test]
+    fn a_toggling_capture_of_the_largest_size_decodes_in_linear_time() {
+        // No time limit here (speed belongs in benchmarks): the quadratic search made this
+        // test run for minutes, the edge walk in a blink; what it asserts is the decode.
+        let samples: Vec<u8> = (0..262_144).map(|i| (i % 2) as u8).collect();
+        let c = PulseCapture::decode(&samples, 0, 10_000_000).unwrap();
+        assert_eq!(c.high_us.len(), 131_071);
+        assert_eq!(c.periods, 131_071);
+        assert!(c.high_us.iter().all(|&h| (h - 0.1).abs() < 1e-9));
     }
 
     #[test]

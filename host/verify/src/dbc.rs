@@ -26,7 +26,19 @@ pub struct OilTempEncoder {
 
 impl OilTempEncoder {
     pub fn load(path: &Path) -> Result<Self, FileError> {
-        let file = SourceFile::read(path)?;
+        Self::from_file(SourceFile::read(path)?)
+    }
+
+    /// [`Self::load`] of a DBC's `text`, as if read from `path` (errors name it; nothing is
+    /// read from it).
+    pub fn from_text(path: &Path, text: impl Into<String>) -> Result<Self, FileError> {
+        Self::from_file(SourceFile {
+            path: path.display().to_string(),
+            text: text.into(),
+        })
+    }
+
+    fn from_file(file: SourceFile) -> Result<Self, FileError> {
         let dbc = can_dbc::Dbc::try_from(file.text.as_str())
             .map_err(|e| file.error_at(None, format!("not a valid DBC: {e:?}")))?;
         let message = dbc
@@ -45,10 +57,11 @@ impl OilTempEncoder {
             can_dbc::MessageId::Standard(id) => (u32::from(id), false),
             can_dbc::MessageId::Extended(id) => (id, true),
         };
-        let statuses: Vec<i64> = dbc
+        let mut got_statuses: Vec<i64> = dbc
             .value_descriptions_for_signal(message.id, SIGNAL)
             .map(|v| v.iter().map(|d| d.id).collect())
             .unwrap_or_default();
+        got_statuses.sort_unstable();
         let layout = SignalLayout {
             frame_id,
             extended_id,
@@ -62,20 +75,18 @@ impl OilTempEncoder {
             signed: matches!(signal.value_type, can_dbc::ValueType::Signed),
             factor_milli: (signal.factor * 1000.0).round() as i64,
             offset_milli: (signal.offset * 1000.0).round() as i64,
-            // The layout is built once per run; leaking the short list keeps SignalLayout `Copy`.
-            status_raw_values: Box::leak(statuses.into_boxed_slice()),
+            // Compared without the status codes first; once they equal the firmware's, its
+            // static list is the layout's (no list leaked per load to keep SignalLayout `Copy`:
+            // the fuzz target dbc found that leak).
+            status_raw_values: &[],
         };
         let mut expected_statuses = OIL_TEMP_SIGNAL.status_raw_values.to_vec();
         expected_statuses.sort_unstable();
-        let mut got_statuses = layout.status_raw_values.to_vec();
-        got_statuses.sort_unstable();
-        let same_bits = SignalLayout {
-            status_raw_values: &[],
-            ..layout
-        } == SignalLayout {
-            status_raw_values: &[],
-            ..OIL_TEMP_SIGNAL
-        };
+        let same_bits = layout
+            == SignalLayout {
+                status_raw_values: &[],
+                ..OIL_TEMP_SIGNAL
+            };
         if !same_bits || expected_statuses != got_statuses {
             return Err(file.error_at(
                 None,
@@ -83,7 +94,10 @@ impl OilTempEncoder {
             ));
         }
         Ok(Self {
-            layout,
+            layout: SignalLayout {
+                status_raw_values: OIL_TEMP_SIGNAL.status_raw_values,
+                ..layout
+            },
             path: file.path,
         })
     }
@@ -163,6 +177,19 @@ mod tests {
         let e = enc.encode(215.0).unwrap_err();
         assert!(e.contains("range -60..193"), "{e}");
         assert!(enc.encode(90.5).is_err());
+    }
+
+    /// Each load leaked its status-code list (`Box::leak`), which LeakSanitizer reported on the
+    /// shipped DBC (fuzz target dbc; host/fuzz/regressions/dbc/): the layout now holds the
+    /// firmware's own static list, the same codes.
+    #[test]
+    fn loading_leaks_no_status_list() {
+        let enc = OilTempEncoder::load(&default_path()).unwrap();
+        assert!(std::ptr::eq(
+            enc.layout.status_raw_values,
+            OIL_TEMP_SIGNAL.status_raw_values
+        ));
+        assert_eq!(enc.layout, OIL_TEMP_SIGNAL);
     }
 
     #[test]

@@ -259,7 +259,28 @@ impl Scenario {
     /// Loads and validates a scenario; with `encoder`, broadcast set-points are checked against the DBC.
     /// Linear in the number of steps.
     pub fn load(path: &Path, encoder: Option<&OilTempEncoder>) -> Result<Self, FileError> {
-        let file = SourceFile::read(path)?;
+        Self::from_file(path, SourceFile::read(path)?, encoder)
+    }
+
+    /// [`Self::load`] of a scenario's `text`, as if read from `path` (which errors name and
+    /// [`Scenario::path`] keeps; nothing is read from it).
+    pub fn from_text(
+        path: &Path,
+        text: impl Into<String>,
+        encoder: Option<&OilTempEncoder>,
+    ) -> Result<Self, FileError> {
+        let file = SourceFile {
+            path: path.display().to_string(),
+            text: text.into(),
+        };
+        Self::from_file(path, file, encoder)
+    }
+
+    fn from_file(
+        path: &Path,
+        file: SourceFile,
+        encoder: Option<&OilTempEncoder>,
+    ) -> Result<Self, FileError> {
         let raw: RawScenario = file.parse()?;
         for (key, value) in [
             ("tolerance_us", raw.defaults.tolerance_us),

@@ -3,6 +3,7 @@
 
 pub mod lcus;
 pub mod power;
+#[cfg(feature = "probe-rs")]
 pub mod probe_rs;
 pub mod serial;
 pub mod slcan;

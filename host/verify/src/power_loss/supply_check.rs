@@ -47,11 +47,15 @@ impl Runner<'_> {
         if let Err(cm7_error) =
             rig_instruments::attach_with_retry(probe.as_mut(), CoreSelect::Cm7, attach_timeout)
         {
-            // Only a target that does not answer says something about the board; a probe
-            // that is gone or fails says nothing about it.
-            if !matches!(cm7_error, ProbeError::NoTarget { .. }) {
+            // Before the board is blamed, the probe proves itself: one gone from USB, or one
+            // that cannot even read its target-voltage pin, says nothing about the board.
+            let probe_failed = match &cm7_error {
+                ProbeError::Gone { .. } => Some(cm7_error.to_string()),
+                _ => probe.target_voltage().err().map(|e| e.to_string()),
+            };
+            if let Some(why) = probe_failed {
                 return Err(StepResult::error(format!(
-                    "{cm7_error} (no attach to the Cortex-M7 within {attach_timeout:?}): the debug probe failed, not the board. Check its USB cable, that `rig list` shows it, and probe.serial"
+                    "{why} (no attach to the Cortex-M7 within {attach_timeout:?}: {cm7_error}): the debug probe failed, not the board. Check its USB cable, that `rig list` shows it, and probe.serial"
                 )));
             }
             let diagnosis = ctx.no_cm7(probe.as_mut());

@@ -24,6 +24,20 @@ pub fn looks_like_korad(idn: &str) -> bool {
     KNOWN_IDENTITIES.iter().any(|k| upper.contains(k))
 }
 
+/// The identity in a Korad's answer to `*IDN?` (no terminator: the answer ends when the line
+/// goes quiet): the trimmed text when it names the family, else the reason for the error.
+pub fn parse_idn_answer(answer: &[u8]) -> Result<String, String> {
+    let identity = String::from_utf8_lossy(answer).trim().to_string();
+    if !looks_like_korad(&identity) {
+        return Err(format!(
+            "answered {} to *IDN?, which is not a Korad KA3005P or a clone (expected one of {}): check power.port and power.switch",
+            shown(answer),
+            KNOWN_IDENTITIES.join(", ")
+        ));
+    }
+    Ok(identity)
+}
+
 /// The `VSET1` command for `volts` (two decimals, as the front panel shows).
 pub fn vset(volts: f64) -> String {
     format!("VSET1:{volts:.2}")
@@ -51,17 +65,10 @@ impl Ka3005p {
             Duration::from_millis(50),
             |b| b.len() >= 128,
         )?;
-        let identity = String::from_utf8_lossy(&answer).trim().to_string();
-        if !looks_like_korad(&identity) {
-            return Err(InstrumentError::Protocol {
-                device: path.to_string(),
-                reason: format!(
-                    "answered {} to *IDN?, which is not a Korad KA3005P or a clone (expected one of {}): check power.port and power.switch",
-                    shown(&answer),
-                    KNOWN_IDENTITIES.join(", ")
-                ),
-            });
-        }
+        let identity = parse_idn_answer(&answer).map_err(|reason| InstrumentError::Protocol {
+            device: path.to_string(),
+            reason,
+        })?;
         let mut supply = Self {
             port,
             device: path.to_string(),

@@ -22,6 +22,19 @@ pub fn looks_like_idn(idn: &str) -> bool {
         && idn.chars().all(|c| c.is_ascii_graphic() || c == ' ')
 }
 
+/// The identity in a SCPI supply's answer to `*IDN?`: the trimmed line when the answer is one
+/// whole identity line (ending in `\n`), else the reason for the error.
+pub fn parse_idn_answer(answer: &[u8]) -> Result<String, String> {
+    let identity = String::from_utf8_lossy(answer).trim().to_string();
+    if !answer.ends_with(b"\n") || !looks_like_idn(&identity) {
+        return Err(format!(
+            "answered {} to *IDN?, not a SCPI identity line (\"maker,model,serial,firmware\\n\"): check power.port, power.baud and power.switch",
+            shown(answer)
+        ));
+    }
+    Ok(identity)
+}
+
 pub struct ScpiSupply {
     port: Box<dyn SerialPort>,
     device: String,
@@ -44,16 +57,10 @@ impl ScpiSupply {
             Duration::from_millis(200),
             |b| b.ends_with(b"\n"),
         )?;
-        let identity = String::from_utf8_lossy(&answer).trim().to_string();
-        if !answer.ends_with(b"\n") || !looks_like_idn(&identity) {
-            return Err(InstrumentError::Protocol {
-                device: path.to_string(),
-                reason: format!(
-                    "answered {} to *IDN?, not a SCPI identity line (\"maker,model,serial,firmware\\n\"): check power.port, power.baud and power.switch",
-                    shown(&answer)
-                ),
-            });
-        }
+        let identity = parse_idn_answer(&answer).map_err(|reason| InstrumentError::Protocol {
+            device: path.to_string(),
+            reason,
+        })?;
         let mut supply = Self {
             port,
             device: path.to_string(),
