@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bench_config::{DeviceFault, FaultKind, SimulatedFaults};
+pub use bench_config::{DeviceFault, FaultKind, SimulatedFaults};
 use serialport::{SerialPort, TTYPort};
 
 /// The bench's instruments, as `[simulated_faults]` names them.

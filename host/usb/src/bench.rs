@@ -15,6 +15,7 @@ use std::{
 
 use rig_sim::{
     bench::SimulatedPorts,
+    faults::{FaultDevice, FaultKind},
     shared::{ProbeSupply, Shared},
     swd_wire::SwdCounters,
 };
@@ -58,6 +59,7 @@ pub struct UsbBench {
     stlink: Arc<StlinkV3>,
     stop: Arc<AtomicBool>,
     watcher: Option<JoinHandle<()>>,
+    unplugger: Option<JoinHandle<()>>,
 }
 
 /// The CANable with the slcan firmware (canable.io; its USB strings as udev names them).
@@ -180,14 +182,27 @@ impl UsbBench {
             stlink_by_id,
             shared.probe_present(),
         );
-        for (name, identity, pty) in [
-            ("CANable (slcan)", canable_identity(), &ports.slcan),
-            ("SUMP analyzer", sump_identity(), &ports.sump),
+        // The serial instruments' plugs, pulled when their `[simulated_faults]` is `vanish`.
+        let mut fault_plugs = Vec::new();
+        for (name, identity, pty, fault) in [
+            (
+                "CANable (slcan)",
+                canable_identity(),
+                &ports.slcan,
+                FaultDevice::Can,
+            ),
+            (
+                "SUMP analyzer",
+                sump_identity(),
+                &ports.sump,
+                FaultDevice::PulseMeter,
+            ),
         ] {
             let bridge = SerialBridge::open(name, pty, None)?;
             let by_id = identity.by_id(0, None);
             let device = cdc_device(identity, bridge, Speed::Full);
-            export(&mut server, &mut devices, name, device, by_id, true);
+            let plug = export(&mut server, &mut devices, name, device, by_id, true);
+            fault_plugs.push((fault, plug));
         }
         let relay = SerialBridge::open(
             "LCUS-1 relay",
@@ -198,7 +213,7 @@ impl UsbBench {
         )?;
         let by_id = ch340_identity().by_id(0, Some(0));
         let name = "LCUS-1 relay (CH340)";
-        export(
+        let relay_plug = export(
             &mut server,
             &mut devices,
             name,
@@ -206,8 +221,15 @@ impl UsbBench {
             by_id,
             true,
         );
+        fault_plugs.push((FaultDevice::Power, relay_plug));
         let server = server.start(&config.listen)?;
         let stop = Arc::new(AtomicBool::new(false));
+        let unplugger = {
+            let (stop, shared) = (stop.clone(), shared.clone());
+            std::thread::Builder::new()
+                .name("usb-faults".into())
+                .spawn(move || unplug_vanished(&shared, &fault_plugs, &stop))?
+        };
         let watcher = match shared.board().probe_supply {
             ProbeSupply::OwnUsb => None,
             ProbeSupply::BoardSupply { .. } => {
@@ -225,6 +247,7 @@ impl UsbBench {
             stlink,
             stop,
             watcher,
+            unplugger: Some(unplugger),
         })
     }
 
@@ -240,9 +263,30 @@ impl UsbBench {
 impl Drop for UsbBench {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(w) = self.watcher.take() {
-            let _ = w.join();
+        for t in [self.watcher.take(), self.unplugger.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = t.join();
         }
+    }
+}
+
+/// A serial instrument whose fault is `vanish` leaves USB for good: vhci-hcd sees the device
+/// disconnect, cdc_acm or ch341 drops its tty, and the by-id name goes, as when it is unplugged.
+fn unplug_vanished(shared: &Shared, plugs: &[(FaultDevice, Plug)], stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        for (device, plug) in plugs {
+            let vanished = shared
+                .faults
+                .active(*device)
+                .is_some_and(|f| f.kind == FaultKind::Vanish);
+            if vanished && plug.is_plugged() {
+                tracing::info!(busid = plug.busid(), ?device, "simulated fault: unplugged");
+                plug.set_plugged(false);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -187,8 +187,8 @@ impl SumpOptions {
     }
 }
 
-/// How long an analyzer in command mode takes to answer its ID, at most.
-const ID_TIMEOUT: Duration = Duration::from_millis(300);
+/// How long an analyzer takes to answer its ID, at most, a late read-out before it included.
+const ID_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// A SUMP analyzer whose `channel` probes the servo signal.
 pub struct SumpAnalyzer {
@@ -354,25 +354,35 @@ impl SumpAnalyzer {
     }
 
     /// Before a capture's failure is blamed on the signal: the analyzer still answers its ID
-    /// as it did at open. Else the analyzer is at fault, and the error says so.
+    /// as it did at open. Else the analyzer is at fault, and the error says so. A read-out the
+    /// reset came too late for (the trigger fired just before the capture timed out) may still
+    /// be on the line: its sample bytes come before the ID, which is looked for in the stream.
     fn confirm_answering(&mut self, after: &str) -> InstrumentResult<()> {
         self.write(&[CMD_ID])?;
-        match self.read_exact(4, ID_TIMEOUT, "ID (0x02)") {
-            Ok(id) if id == self.id.as_bytes() => Ok(()),
-            Ok(id) => {
-                let _ = self.reset();
-                Err(InstrumentError::Protocol {
-                    device: self.device.clone(),
-                    reason: format!("the SUMP analyzer answered {:?} to its ID (0x02) after {after}, where it answered {:?} at open: its answers are garbled (noise, a wrong baud rate on a UART link, or another device on this port)", String::from_utf8_lossy(&id), self.id),
-                })
+        let deadline = Instant::now() + ID_TIMEOUT;
+        let mut heard = Vec::new();
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            let n = read_some(self.port.as_mut(), &mut buf, &self.device)?;
+            heard.extend_from_slice(&buf[..n]);
+            if heard.windows(4).any(|w| w == self.id.as_bytes()) {
+                // Whatever followed the ID is stale; the next command starts clean.
+                return self.reset();
             }
-            Err(InstrumentError::Timeout { timeout, .. }) => Err(InstrumentError::Timeout {
+        }
+        let _ = self.reset();
+        if heard.is_empty() {
+            return Err(InstrumentError::Timeout {
                 device: self.device.clone(),
                 what: format!("its ID (0x02) after {after}: the SUMP analyzer stopped answering"),
-                timeout,
-            }),
-            Err(other) => Err(other),
+                timeout: ID_TIMEOUT,
+            });
         }
+        let tail = &heard[heard.len().saturating_sub(8)..];
+        Err(InstrumentError::Protocol {
+            device: self.device.clone(),
+            reason: format!("the SUMP analyzer sent {} bytes but not its ID {:?} after {after} (it answered that at open; the last bytes: {:?}): its answers are garbled (noise, a wrong baud rate on a UART link, or another device on this port)", heard.len(), self.id, String::from_utf8_lossy(tail)),
+        })
     }
 
     /// Captures `samples` samples after a rising edge on the servo channel; oldest first.

@@ -105,6 +105,8 @@ pub fn start(path: &Path, firmware: SimFirmware) -> Result<SimSession, SimComman
         std::thread::sleep(Duration::from_millis(5));
     }
     std::thread::sleep(Duration::from_millis(config.power.settle_ms));
+    // `[simulated_faults]` count from the bench's start here (no run brings it up).
+    bench.shared.faults.arm();
     if firmware == SimFirmware::AsFound {
         let ports = BenchPorts::of(&bench);
         return Ok(SimSession {
