@@ -94,6 +94,14 @@ impl Runner<'_> {
                 }
             }
             if Instant::now() >= deadline {
+                if stream.is_empty() {
+                    // No servo signal until the end: the gauge's fail only if the meter is well.
+                    if let Err(e) = self.rig.meter.confirm_answering() {
+                        let name = self.instrument_name(Instrument::PulseMeter);
+                        let message = from_instrument(&name, e).message.unwrap_or_default();
+                        return Err((last, format!("ERROR: {message}")));
+                    }
+                }
                 return Err((last, last_problem));
             }
         }

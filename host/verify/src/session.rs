@@ -149,8 +149,11 @@ impl Runner<'_> {
                 let port = self.instrument_name(Instrument::Telemetry);
                 Err(match self.rig.meter.capture(2) {
                     Ok(_) => StepResult::error(format!("{port}: {e}, yet the firmware is running (the pulse meter sees the needle's pulses): the telemetry link is at fault. Check that the port is the board's virtual COM port, its cable, and telemetry.baud (the firmware sends at 115200)")),
-                    Err(InstrumentError::Measurement { reason, .. }) => StepResult::fail(Vec::new(), format!("the firmware is silent: {e}, and no servo pulse either ({reason})")),
-                    Err(meter) => self.instrument_failed(Instrument::PulseMeter, meter).with_message(format!("{port}: {e}; and the pulse meter, asked whether the firmware runs, failed too")),
+                    Err(InstrumentError::Measurement { reason, .. }) => match self.rig.meter.confirm_answering() {
+                        Ok(()) => StepResult::fail(Vec::new(), format!("the firmware is silent: {e}, and no servo pulse either ({reason})")),
+                        Err(meter) => self.both_failed(&port, &e, meter),
+                    },
+                    Err(meter) => self.both_failed(&port, &e, meter),
                 })
             }
             Err(e) => Err(self.instrument_failed(Instrument::Telemetry, e)),
@@ -160,6 +163,15 @@ impl Runner<'_> {
     /// The run's abort flag or the process's interrupt (Ctrl-C, SIGTERM).
     pub(crate) fn interrupted(&self) -> bool {
         self.abort.load(Ordering::Relaxed) || rig_instruments::interrupt::requested()
+    }
+
+    /// No status line, and the pulse meter asked whether the firmware runs failed too.
+    fn both_failed(&self, port: &str, e: &InstrumentError, meter: InstrumentError) -> StepResult {
+        let meter = self.instrument_failed(Instrument::PulseMeter, meter);
+        let said = meter.message.clone().unwrap_or_default();
+        meter.with_message(format!(
+            "{port}: {e}; and the pulse meter, asked whether the firmware runs, failed too: {said}"
+        ))
     }
 
     /// Sleeps in slices so an interrupt is noticed.

@@ -353,11 +353,12 @@ impl SumpAnalyzer {
         }
     }
 
-    /// Before a capture's failure is blamed on the signal: the analyzer still answers its ID
+    /// Before captures' failures are blamed on the signal: the analyzer still answers its ID
     /// as it did at open. Else the analyzer is at fault, and the error says so. A read-out the
     /// reset came too late for (the trigger fired just before the capture timed out) may still
     /// be on the line: its sample bytes come before the ID, which is looked for in the stream.
-    fn confirm_answering(&mut self, after: &str) -> InstrumentResult<()> {
+    fn confirm_id(&mut self, after: &str) -> InstrumentResult<()> {
+        self.reset()?;
         self.write(&[CMD_ID])?;
         let deadline = Instant::now() + ID_TIMEOUT;
         let mut heard = Vec::new();
@@ -435,10 +436,6 @@ impl SumpAnalyzer {
             Err(e) => {
                 // Disarm so the next command is not taken as sample data.
                 let _ = self.reset();
-                if matches!(e, InstrumentError::Timeout { .. }) {
-                    // No trigger: no servo signal, or an analyzer that stopped answering.
-                    self.confirm_answering("a capture saw no rising edge")?;
-                }
                 Err(match e {
                     InstrumentError::Timeout { device, timeout, .. } => InstrumentError::Measurement {
                         device,
@@ -482,15 +479,15 @@ impl PulseMeter for SumpAnalyzer {
             });
         match checked {
             Ok(capture) => Ok(TimedCapture { started, capture }),
-            Err(e) => {
-                // Samples that are no servo signal: the signal, or garbled read-outs.
-                self.confirm_answering("a capture that held no servo signal")?;
-                Err(InstrumentError::Measurement {
-                    device: self.device.clone(),
-                    reason: e.to_string(),
-                })
-            }
+            Err(e) => Err(InstrumentError::Measurement {
+                device: self.device.clone(),
+                reason: e.to_string(),
+            }),
         }
+    }
+
+    fn confirm_answering(&mut self) -> InstrumentResult<()> {
+        self.confirm_id("captures that found no servo signal")
     }
 
     fn describe(&self) -> String {
