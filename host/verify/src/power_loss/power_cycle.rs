@@ -105,8 +105,12 @@ impl Runner<'_> {
         let halts_before = self.rig.emulation_stats();
         let (confirm, dark) = match self.rig.power_off_confirmed() {
             Ok(d) => d,
-            // The switch or the probe, not the board.
-            Err(e) => return StepResult::error(e.to_string()),
+            // The switch or the probe, not the board; the supply goes back on, so the steps
+            // after this one do not meet a board left dark.
+            Err(e) => {
+                let _ = self.rig.switch_power(true);
+                return StepResult::error(e.to_string());
+            }
         };
         self.sleep(p.off);
         if let Err(e) = self.rig.switch_power(true) {

@@ -80,7 +80,8 @@ impl Runner<'_> {
         let mut m = Vec::new();
         let mut cut_hit_write = None;
         if let Err(e) = self.rig.power_off_confirmed() {
-            // The switch or the probe, not the board.
+            // The switch or the probe, not the board; the supply goes back on.
+            let _ = self.rig.switch_power(true);
             return (StepResult::error(e.to_string()), None);
         }
         self.sleep(off);
