@@ -185,7 +185,7 @@ fn run_into(
             partial.steps.push(s.clone());
             let mut so_far = report.clone();
             so_far.scenarios.push(partial.clone());
-            if let Err(e) = writer.write(&so_far) {
+            if let Err(e) = writer.write_unsynced(&so_far) {
                 write_error.get_or_insert(e);
             }
         });
