@@ -79,7 +79,7 @@ pub fn run(opts: &RunOptions<'_>, progress: &mut dyn Progress) -> Result<RunResu
         path: opts.reports_root.join(&run_id),
         json: None,
     })?;
-    run_into(opts, progress, &writer).map_err(|error| ReportLost {
+    run_into(opts, progress, &writer, run_id).map_err(|error| ReportLost {
         error,
         path: writer.path(),
         json: writer.take_unwritten(),
@@ -90,12 +90,8 @@ fn run_into(
     opts: &RunOptions<'_>,
     progress: &mut dyn Progress,
     writer: &ReportWriter,
+    run_id: String,
 ) -> std::io::Result<RunResult> {
-    let run_id = writer
-        .dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let mut report = RunReport::new(run_id);
     writer.write(&report)?;
     let finish =
