@@ -143,7 +143,10 @@ const FIRMWARE_ELF: &str = "firmware/target/thumbv7em-none-eabihf/release/firmwa
 fn flash_on_the_simulated_bench_downloads_verifies_and_resets() {
     let elf = repo(FIRMWARE_ELF);
     if !elf.exists() {
-        println!("skipped: {} not built (firmware/build.sh)", elf.display());
+        common::skip(
+            &format!("{} is not built", elf.display()),
+            "run firmware/build.sh",
+        );
         return;
     }
     let _g = bench_lock();
@@ -214,7 +217,10 @@ fn flash_of_a_missing_elf_fails_before_touching_the_bench() {
 fn flash_on_a_bench_without_probes_says_so() {
     let elf = repo(FIRMWARE_ELF);
     if !elf.exists() {
-        println!("skipped: {} not built (firmware/build.sh)", elf.display());
+        common::skip(
+            &format!("{} is not built", elf.display()),
+            "run firmware/build.sh",
+        );
         return;
     }
     // No power switch on this machine either: --no-power leaves it alone.
@@ -229,7 +235,10 @@ fn flash_on_a_bench_without_probes_says_so() {
     ]);
     let (stdout, stderr) = text(&out);
     if stdout.contains("probe: probe-rs") {
-        println!("skipped: a debug probe is attached to this machine");
+        common::skip(
+            "a debug probe is attached to this machine",
+            "run it on a machine without debug probes",
+        );
         return;
     }
     assert_eq!(

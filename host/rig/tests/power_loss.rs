@@ -34,27 +34,23 @@ fn check(off_ms: u64) -> PowerCycleCheck {
     }
 }
 
+/// A short soak keeps the soak loop under test; the 1,000-cycle soak is the benchmark
+/// `power_cycle_soak` (a step of .ci/run), out of the default `cargo test`.
 #[test]
-fn correct_firmware_survives_1000_power_cycles() {
+fn correct_firmware_survives_repeated_power_cycles() {
     let _g = common::bench_lock();
     let mut rig = open(&repo("rig-config/sim.toml"));
     let abort = AtomicBool::new(false);
+    let cycles = 25;
     let summary =
-        rig_verify::power_loss::soak::soak(&mut rig, 1000, check(10), &abort, &mut |_, _| {});
-    println!(
-        "soak: {} cycles in {:.1} s; boot-to-attach {:?}; power-on-to-first-pulse {:?}",
-        summary.cycles,
-        summary.wall_time_s,
-        summary.boot_to_attach_ms,
-        summary.power_on_to_first_pulse_ms
-    );
+        rig_verify::power_loss::soak::soak(&mut rig, cycles, check(10), &abort, &mut |_, _| {});
     assert_eq!(
         (summary.passed, summary.failed, summary.errors),
-        (1000, 0, 0),
+        (cycles, 0, 0),
         "{:?}",
         summary.failures.first()
     );
-    assert_eq!(summary.boot_to_attach_ms.count, 1000);
+    assert_eq!(summary.boot_to_attach_ms.count, cycles);
     assert!(summary.power_on_to_first_pulse_ms.min > 0.0);
 }
 

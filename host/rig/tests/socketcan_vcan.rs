@@ -18,12 +18,15 @@ use rig_instruments::drivers::socketcan::SocketCanAdapter;
 use rig_instruments::{CanAdapter, InstrumentError};
 use rig_verify::report::Outcome;
 
-/// The vcan interface to test on, or `None` after printing why the test is skipped.
-fn vcan(test: &str) -> Option<String> {
+/// The vcan interface to test on, or `None` after recording why the test is skipped.
+fn vcan() -> Option<String> {
     match std::env::var("GAUGE_VCAN") {
         Ok(name) if !name.is_empty() => Some(name),
         _ => {
-            println!("{test}: skipped: set GAUGE_VCAN (see .ci/vcan-tests)");
+            common::skip(
+                "GAUGE_VCAN is not set (no vcan interface to test on)",
+                "run .ci/vcan-tests (a QEMU guest with CAN support), or set GAUGE_VCAN to an up vcan interface",
+            );
             None
         }
     }
@@ -62,7 +65,7 @@ fn frames() -> Vec<CanFrame> {
 
 #[test]
 fn driver_round_trip_between_two_sockets() {
-    let Some(vcan) = vcan("driver_round_trip_between_two_sockets") else {
+    let Some(vcan) = vcan() else {
         return;
     };
     let _bus = common::bench_lock();
@@ -94,14 +97,15 @@ fn driver_round_trip_between_two_sockets() {
 
 #[test]
 fn fd_socket_exchanges_classic_frames() {
-    let Some(vcan) = vcan("fd_socket_exchanges_classic_frames") else {
+    let Some(vcan) = vcan() else {
         return;
     };
     let _bus = common::bench_lock();
     let mtu = std::fs::read_to_string(format!("/sys/class/net/{vcan}/mtu")).unwrap_or_default();
     if mtu.trim() != "72" {
-        println!(
-            "fd_socket_exchanges_classic_frames: skipped: {vcan} has MTU {mtu:?}, not CAN FD's 72"
+        common::skip(
+            &format!("{vcan} has MTU {mtu:?}, not CAN FD's 72"),
+            &format!("ip link set {vcan} mtu 72"),
         );
         return;
     }
@@ -118,7 +122,7 @@ fn fd_socket_exchanges_classic_frames() {
 
 #[test]
 fn missing_interface_is_named_with_what_to_check() {
-    if vcan("missing_interface_is_named_with_what_to_check").is_none() {
+    if vcan().is_none() {
         return;
     }
     for fd in [false, true] {
@@ -139,7 +143,7 @@ fn missing_interface_is_named_with_what_to_check() {
 /// A second vcan interface, left down, is refused at open with the bitrate advice.
 #[test]
 fn interface_down_is_explained() {
-    if vcan("interface_down_is_explained").is_none() {
+    if vcan().is_none() {
         return;
     }
     let name = "gaugedown0";
@@ -147,7 +151,10 @@ fn interface_down_is_explained() {
         .args(["link", "add", "dev", name, "type", "vcan"])
         .status();
     if !matches!(made, Ok(s) if s.success()) {
-        println!("interface_down_is_explained: skipped: cannot create {name} (needs root)");
+        common::skip(
+            &format!("cannot create {name} (needs root and the vcan module)"),
+            "run as root with vcan loaded (.ci/vcan-tests does)",
+        );
         return;
     }
     let e = SocketCanAdapter::open(name, false, 250_000);
@@ -175,7 +182,7 @@ fn socketcan_rig(dir: &Path, interface: &str) -> std::path::PathBuf {
 /// SocketCAN driver on one socket, the bench's bridge to the board on another.
 #[test]
 fn scenarios_pass_on_the_simulated_board_through_vcan() {
-    let Some(vcan) = vcan("scenarios_pass_on_the_simulated_board_through_vcan") else {
+    let Some(vcan) = vcan() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -60,17 +60,73 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 pub const DIRECT_SMPS_ELF: &str = "firmware/target/thumbv7em-none-eabihf/release/firmware";
 pub const LDO_ELF: &str = "firmware/target/ldo/thumbv7em-none-eabihf/release/firmware";
 
-/// The ELF at `rel`, or None (with a message) when firmware/build.sh has not been run.
+/// The ELF at `rel`, or None (a recorded [`skip`]) when firmware/build.sh has not been run.
 pub fn shipped(rel: &str) -> Option<PathBuf> {
     let p = repo(rel);
     if p.is_file() {
         Some(p)
     } else {
-        println!(
-            "SKIP: {} is not built (firmware/build.sh{})",
-            p.display(),
-            if rel.contains("/ldo/") { " --ldo" } else { "" }
+        skip(
+            &format!("{} is not built", p.display()),
+            &format!(
+                "run firmware/build.sh{}",
+                if rel.contains("/ldo/") { " --ldo" } else { "" }
+            ),
         );
         None
+    }
+}
+
+/// The environment variable naming the file every skip is appended to (one line each: test,
+/// reason). CI sets it and compares what it finds with the skips the step expects.
+pub const SKIP_LEDGER: &str = "GAUGE_SKIP_LEDGER";
+
+/// The running test as `binary::test` (the test harness names each test's thread after it).
+pub fn test_name() -> String {
+    let binary = std::env::args()
+        .next()
+        .and_then(|a| {
+            Path::new(&a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    // Cargo names an integration test's binary `name-<hash>`.
+    let binary = match binary.rsplit_once('-') {
+        Some((name, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => name.to_string(),
+        _ => binary,
+    };
+    let thread = std::thread::current();
+    format!("{binary}::{}", thread.name().unwrap_or("?"))
+}
+
+/// Records that the running test did not test what it is for: on stderr with the reason and
+/// what to do, and in the skip ledger when [`SKIP_LEDGER`] names one. The test then returns
+/// early and passes, so a fresh machine's `cargo test` stays green while saying what it left
+/// out; CI fails on any skip a step does not expect (`.ci/lib/skips.sh`).
+pub fn skip(reason: &str, to_run_it: &str) {
+    use std::io::Write;
+    let test = test_name();
+    // Straight to the stderr stream: the test harness captures eprintln! of a passing test.
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIP {test}: {reason}; to run it: {to_run_it}"
+    );
+    let Some(ledger) = std::env::var_os(SKIP_LEDGER) else {
+        return;
+    };
+    // One short line per append: concurrent test binaries do not interleave.
+    let line = format!("{test}\t{reason}\n");
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&ledger)
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        // A skip that cannot be recorded must not pass unseen.
+        panic!(
+            "cannot record the skip in {}: {e}",
+            Path::new(&ledger).display()
+        );
     }
 }

@@ -46,6 +46,10 @@ impl InPipe {
         self.ready.notify_one();
     }
 
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
     /// Bytes waiting (a bridge holds back while the host is not reading).
     pub fn buffered(&self) -> usize {
         lock(&self.queue).iter().map(Vec::len).sum()

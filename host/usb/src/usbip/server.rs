@@ -12,7 +12,7 @@ use std::{
         atomic::{AtomicBool, AtomicU32, Ordering},
         Arc, Mutex, MutexGuard,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use tokio::{
@@ -22,7 +22,7 @@ use tokio::{
 };
 
 use super::wire::{self, DeviceRecord, Operation, Setup, Submit, UrbCommand};
-use crate::device::{InPipe, UsbDevice};
+use crate::device::{Framing, InPipe, UsbDevice};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -230,10 +230,10 @@ async fn connection(
     }
 }
 
-/// IN requests waiting on one endpoint, oldest first: (seqnum, length).
+/// IN requests waiting on one endpoint, oldest first: (seqnum, length, when submitted).
 #[derive(Default)]
 struct WaitingRequests {
-    queue: Mutex<VecDeque<(u32, u32)>>,
+    queue: Mutex<VecDeque<(u32, u32, Instant)>>,
     submitted: Notify,
 }
 
@@ -251,6 +251,7 @@ async fn urb_session(socket: TcpStream, device: &Arc<Exported>) -> Result<(), Co
     });
     let mut plugged = device.plugged.subscribe();
     let mut endpoints: HashMap<u8, Arc<WaitingRequests>> = HashMap::new();
+    let mut pipes: HashMap<u8, Arc<InPipe>> = HashMap::new();
     let mut servers = Vec::new();
     let result = loop {
         let mut header = [0u8; wire::URB_HEADER_LEN];
@@ -288,6 +289,7 @@ async fn urb_session(socket: TcpStream, device: &Arc<Exported>) -> Result<(), Co
                 };
                 let waiting = endpoints.entry(address).or_insert_with(|| {
                     let waiting = Arc::new(WaitingRequests::default());
+                    pipes.insert(address, pipe.clone());
                     servers.push(tokio::spawn(serve_in_endpoint(
                         pipe,
                         waiting.clone(),
@@ -295,7 +297,7 @@ async fn urb_session(socket: TcpStream, device: &Arc<Exported>) -> Result<(), Co
                     )));
                     waiting
                 });
-                lock(&waiting.queue).push_back((submit.seqnum, submit.length));
+                lock(&waiting.queue).push_back((submit.seqnum, submit.length, Instant::now()));
                 waiting.submitted.notify_one();
             }
             UrbCommand::Unlink {
@@ -305,9 +307,28 @@ async fn urb_session(socket: TcpStream, device: &Arc<Exported>) -> Result<(), Co
                 // Under the endpoint's lock: a request is either still waiting (and removed
                 // here) or its RET_SUBMIT is already queued ahead of this RET_UNLINK.
                 let mut status = wire::STATUS_OK;
-                for waiting in endpoints.values() {
+                for (address, waiting) in &endpoints {
                     let mut queue = lock(&waiting.queue);
-                    if let Some(i) = queue.iter().position(|&(s, _)| s == unlink_seqnum) {
+                    if let Some(i) = queue.iter().position(|&(s, ..)| s == unlink_seqnum) {
+                        let (_, length, since) = queue[i];
+                        // A serial driver unlinks its reads whenever its port closes; on a
+                        // command/reply endpoint (an ST-LINK's) a host unlinks a read only when
+                        // it timed out: say how long it waited and whether the device had data
+                        // by then (if it had, the server failed to hand it over).
+                        let pipe = pipes.get(address);
+                        let buffered = pipe.map_or(0, |p| p.buffered());
+                        let waited = since.elapsed().as_millis();
+                        if pipe.is_some_and(|p| p.framing() == Framing::Transfers) {
+                            tracing::warn!(
+                                "{}: a reply read ({length} bytes, request {unlink_seqnum}, endpoint {address:#04x}) was given up by the host after {waited} ms; {buffered} byte(s) waiting in the device",
+                                device.busid
+                            );
+                        } else {
+                            tracing::debug!(
+                                "{}: IN request {unlink_seqnum} on endpoint {address:#04x} unlinked after {waited} ms",
+                                device.busid
+                            );
+                        }
                         queue.remove(i);
                         status = wire::STATUS_UNLINKED;
                         let _ = replies.send(wire::ret_unlink(seqnum, status));
@@ -315,6 +336,10 @@ async fn urb_session(socket: TcpStream, device: &Arc<Exported>) -> Result<(), Co
                     }
                 }
                 if status == wire::STATUS_OK {
+                    tracing::warn!(
+                        "{}: request {unlink_seqnum} unlinked after its reply had gone out (the host was late to take it)",
+                        device.busid
+                    );
                     let _ = replies.send(wire::ret_unlink(seqnum, status));
                 }
             }
@@ -374,7 +399,7 @@ async fn serve_in_endpoint(
     loop {
         {
             let mut queue = lock(&waiting.queue);
-            if let Some(&(seqnum, length)) = queue.front() {
+            if let Some(&(seqnum, length, _)) = queue.front() {
                 if let Some(data) = pipe.try_take(length as usize) {
                     queue.pop_front();
                     let reply = wire::ret_submit(seqnum, wire::STATUS_OK, data.len() as u32, &data);

@@ -32,7 +32,8 @@ const VCP_ENDPOINTS: (u8, u8, u8) = (0x83, 0x04, 0x84);
 const HIGH_SPEED_BULK: u16 = 512;
 
 enum Message {
-    Out(Vec<u8>),
+    /// A command's bytes and when they arrived.
+    Out(Vec<u8>, std::time::Instant),
     Reboot,
 }
 
@@ -44,14 +45,17 @@ pub struct StlinkStats {
     /// Time the firmware spent on commands (SWD transfers, the emulated board): the rest of
     /// a session's time is USB.
     pub busy_ms: f64,
+    /// The longest one command took, from its arrival at the server to its reply: a host
+    /// times out after 1 s (probe-rs), so this says whether a timeout was the device's.
+    pub slowest_ms: f64,
 }
 
 impl std::fmt::Display for StlinkStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} commands, {:.0} ms busy, {} boots",
-            self.commands, self.busy_ms, self.reboots
+            "{} commands, {:.0} ms busy (slowest {:.0} ms), {} boots",
+            self.commands, self.busy_ms, self.slowest_ms, self.reboots
         )
     }
 }
@@ -97,11 +101,13 @@ impl StlinkV3 {
             .spawn(move || {
                 while let Ok(message) = rx.recv() {
                     let started = std::time::Instant::now();
+                    let mut took_ms = 0.0;
                     match message {
-                        Message::Out(bytes) => {
+                        Message::Out(bytes, arrived) => {
                             for reply in firmware.receive(&bytes) {
                                 out.push(reply);
                             }
+                            took_ms = arrived.elapsed().as_secs_f64() * 1e3;
                         }
                         Message::Reboot => {
                             firmware.reboot();
@@ -113,6 +119,7 @@ impl StlinkV3 {
                     let mut s = worker_stats.lock().unwrap_or_else(|e| e.into_inner());
                     s.commands = firmware.commands;
                     s.busy_ms += started.elapsed().as_secs_f64() * 1e3;
+                    s.slowest_ms = s.slowest_ms.max(took_ms);
                 }
             });
         if let Err(e) = spawned {
@@ -176,7 +183,7 @@ impl Function for StlinkV3 {
 
     fn out(&self, endpoint: u8, data: Vec<u8>) -> Result<(), Stall> {
         if endpoint == DEBUG_OUT {
-            self.send(Message::Out(data));
+            self.send(Message::Out(data, std::time::Instant::now()));
             return Ok(());
         }
         self.vcp.out(endpoint, data).unwrap_or(Err(Stall))
