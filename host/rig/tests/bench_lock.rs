@@ -67,3 +67,51 @@ fn a_second_rig_on_a_bench_in_use_names_the_holder_and_touches_nothing() {
     assert!(!text.contains("bench in use"), "{text}");
     assert!(text.contains("No such file"), "{text}");
 }
+
+/// A holder killed outright (SIGKILL: no cleanup at all) leaves the bench free at once: the
+/// locks are flocks, which the kernel drops with the process. The power command it had started
+/// (a process group of its own, still running) does not inherit them.
+#[test]
+fn a_killed_holder_leaves_the_bench_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let locks = dir.path().join("locks");
+    let text = std::fs::read_to_string(bench(dir.path()))
+        .unwrap()
+        .replace(
+            "switch = \"lcus1\"\nport = \"/dev/serial/by-id/no-such-relay\"",
+            "switch = \"command\"\non_command = [\"sleep\", \"30\"]\noff_command = [\"true\"]\ncommand_timeout_ms = 60000",
+        );
+    let hw = common::write(dir.path(), "hw-command.toml", &text);
+    let config = RigConfig::load(&hw).unwrap_or_else(|e| panic!("{e}"));
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_rig"))
+        .args(["doctor", "--rig", &hw.to_string_lossy()])
+        .env("GAUGE_RIG_LOCK_DIR", &locks)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("rig runs");
+    // The holder has the bench once a lock attempt here fails (it then sits in its power-on
+    // command for 30 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match rig::assembly::bench_lock::acquire_in(&locks, &config) {
+            Err(e) if e.to_string().contains("bench in use") => break,
+            Err(e) => panic!("unexpected lock error: {e}"),
+            Ok(free) => drop(free),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the holder never took the bench"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    holder.kill().expect("SIGKILL the holder");
+    let status = holder.wait().expect("holder reaped");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
+    let free = rig::assembly::bench_lock::acquire_in(&locks, &config)
+        .unwrap_or_else(|e| panic!("a killed holder's bench is still locked: {e}"));
+    assert_eq!(free.len(), 5, "4 devices and the probe");
+}

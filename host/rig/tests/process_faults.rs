@@ -95,8 +95,11 @@ fn the_report(reports: &Path) -> serde_json::Value {
     .expect("report.json parses")
 }
 
-#[test]
-fn sigterm_ends_the_run_at_once_with_a_report_and_the_bench_safe() {
+/// SIGTERM (a CI runner's cancel) and SIGHUP (the terminal or SSH session closed) alike.
+#[rstest::rstest]
+#[case::sigterm(libc::SIGTERM)]
+#[case::sighup(libc::SIGHUP)]
+fn a_termination_signal_ends_the_run_at_once_with_a_report_and_the_bench_safe(#[case] sig: i32) {
     let dir = tempfile::tempdir().unwrap();
     let reports = dir.path().join("reports");
     let _bench = common::bench_lock();
@@ -104,7 +107,7 @@ fn sigterm_ends_the_run_at_once_with_a_report_and_the_bench_safe() {
         .spawn()
         .expect("rig runs");
     let _out = wait_for_hold(&mut child);
-    signal(&child, libc::SIGTERM);
+    signal(&child, sig);
     let (code, took) = exit_within(&mut child, Duration::from_secs(10));
     assert_eq!(code, Some(2), "an interrupted run exits 2");
     assert!(
