@@ -50,6 +50,22 @@ fn ldo_build_survives_reset_then_locks_up_after_power_cycle_with_diagnosis() {
     }
     // Later steps were skipped, not silently dropped.
     assert!(sc.steps.iter().any(|s| s.outcome == Outcome::Skipped));
+    // The CI server's view: junit.xml beside the report, the failure naming the step and
+    // carrying the diagnosis.
+    let junit = std::fs::read_to_string(result.report_path.with_file_name("junit.xml"))
+        .expect("junit.xml beside report.json");
+    assert!(
+        junit.contains(r#"tests="1" failures="1" errors="0" skipped="0""#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(&format!(
+            r#"<failure message="step {} expect_supply: "#,
+            supply.index
+        )),
+        "{junit}"
+    );
+    assert!(junit.contains("mass-erase"), "{junit}");
 }
 
 #[test]

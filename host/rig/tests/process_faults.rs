@@ -182,7 +182,7 @@ fn a_reports_folder_that_cannot_be_made_is_an_error_naming_it() {
     );
 }
 
-/// Runs `cmd` with a fresh mount namespace in which `at` is an 8 KiB tmpfs (a disk that
+/// Runs `cmd` with a fresh mount namespace in which `at` is a 16 KiB tmpfs (a disk that
 /// fills after a few report writes). As root directly; otherwise in a user namespace.
 fn with_small_disk(cmd: &mut Command, at: &Path) {
     use std::ffi::CString;
@@ -237,7 +237,7 @@ fn with_small_disk(cmd: &mut Command, at: &Path) {
                 return Err(std::io::Error::last_os_error());
             }
             let tmpfs = b"tmpfs\0";
-            let size = b"size=8k\0";
+            let size = b"size=16k\0";
             if libc::mount(
                 tmpfs.as_ptr().cast(),
                 target.as_ptr(),

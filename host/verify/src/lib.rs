@@ -10,6 +10,7 @@
 pub mod dbc;
 pub mod ecu;
 pub mod job;
+pub mod junit;
 mod needle;
 pub mod power_loss;
 pub mod report;

@@ -293,21 +293,42 @@ impl ReportWriter {
         self.write_with(report, false)
     }
 
+    /// `junit.xml` beside `report.json` ([`crate::junit`]).
+    pub fn junit_path(&self) -> PathBuf {
+        self.dir.join("junit.xml")
+    }
+
     fn write_with(&self, report: &RunReport, sync: bool) -> std::io::Result<()> {
         let mut json = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
         json.push('\n');
-        let tmp = self.dir.join(".report.json.tmp");
+        let written = self.replace(".report.json.tmp", &self.path(), &json, sync);
+        if written.is_err() {
+            *self.unwritten.lock().unwrap_or_else(|e| e.into_inner()) = Some(json);
+            return written;
+        }
+        // The JSON is the record (rewritten after every step); the JUnit file is rendered from
+        // it at the synced writes: bring-up, each scenario's end and the run's end.
+        if !sync {
+            return Ok(());
+        }
+        let xml = crate::junit::render(report)?;
+        self.replace(".junit.xml.tmp", &self.junit_path(), &xml, sync)
+    }
+
+    /// Writes `text` to `path` through a temporary file and a rename, so a failed write
+    /// leaves the last complete file in place.
+    fn replace(&self, tmp: &str, path: &Path, text: &str, sync: bool) -> std::io::Result<()> {
+        let tmp = self.dir.join(tmp);
         let written = (|| {
             let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(json.as_bytes())?;
+            f.write_all(text.as_bytes())?;
             if sync {
                 f.sync_all()?;
             }
-            std::fs::rename(&tmp, self.path())
+            std::fs::rename(&tmp, path)
         })();
         if written.is_err() {
             let _ = std::fs::remove_file(&tmp);
-            *self.unwritten.lock().unwrap_or_else(|e| e.into_inner()) = Some(json);
         }
         written
     }

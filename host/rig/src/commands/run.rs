@@ -78,6 +78,10 @@ pub fn cli(args: RunArgs) -> ExitCode {
                 eprintln!("error: {e}");
             }
             println!("report: {}", result.report_path.display());
+            println!(
+                "junit:  {}",
+                result.report_path.with_file_name("junit.xml").display()
+            );
             ExitCode::from(result.exit_code() as u8)
         }
         Err(lost) => {
