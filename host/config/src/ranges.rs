@@ -83,6 +83,7 @@ pub const RIG_CONFIG_RANGES: &[FieldRange] = &[
     r("usb.stlink_enumeration_ms", 0.0, 30_000.0, "an ST-LINK boots and enumerates within seconds"),
     r("simulated_faults.after_ms", 0.0, 3_600_000.0, "from bring-up to the fault; an hour outlasts any shipped run"),
     r("simulated_faults.delay_ms", 1.0, 600_000.0, "how late a slow device answers; 10 minutes is a dead one"),
+    r("simulated_faults.for_ms", 1.0, 3_600_000.0, "how long a transient fault lasts; an hour outlasts any shipped run"),
 ];
 
 /// A scenario's numeric fields, by step action (`defaults.*` for the `[defaults]` table).

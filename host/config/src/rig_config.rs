@@ -308,6 +308,10 @@ pub struct DeviceFault {
     /// `kind = "slow"`: how late each answer comes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
+    /// How long the fault lasts before the device behaves again (a transient fault: a
+    /// brown-out of the analyzer, noise on a cable); unset, it lasts. Not for `vanish`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_ms: Option<u64>,
 }
 
 /// What a faulty device does.
@@ -676,9 +680,13 @@ fn check_faults(
             }
             _ => {}
         }
+        if fault.kind == FaultKind::Vanish && fault.for_ms.is_some() {
+            return Err(file.error_at(span, format!("simulated_faults.{device}: for_ms does not apply to kind = \"vanish\" (a vanished device stays gone); a transient fault is \"silent\", \"garbage\" or \"slow\"")));
+        }
         for (field, value) in [
             ("simulated_faults.after_ms", Some(fault.after_ms)),
             ("simulated_faults.delay_ms", fault.delay_ms),
+            ("simulated_faults.for_ms", fault.for_ms),
         ] {
             let (Some(value), Some(range)) = (value, crate::ranges::range_of(field)) else {
                 continue;

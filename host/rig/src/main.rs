@@ -32,6 +32,10 @@ enum Command {
         /// The DBC describing the broadcast frame
         #[arg(long)]
         dbc: Option<PathBuf>,
+        /// Run a scenario that ends in `error` (the rig or an instrument, never a `fail` of the
+        /// gauge) again, up to N times; one that then passes is reported `flaky`
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10))]
+        retries: u32,
     },
     /// Check scenario and rig files without running anything.
     Check {
@@ -161,11 +165,13 @@ fn main() -> ExitCode {
             rig,
             reports,
             dbc,
+            retries,
         } => commands::run::cli(commands::run::RunArgs {
             paths,
             rig,
             reports,
             dbc,
+            retries,
         }),
         Command::Recover {
             rig,

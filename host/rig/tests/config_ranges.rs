@@ -82,9 +82,9 @@ fn every_numeric_field_out_of_range_points_at_its_line() {
     let hw = HARDWARE.to_string();
     let (scpi, usb) = (scpi(), simulated_usb());
     let faults = std::fs::read_to_string(common::repo("rig-config/sim.toml")).expect("sim.toml")
-        + "\n[simulated_faults]\ntelemetry = { kind = \"slow\", after_ms = 10, delay_ms = 100 }\n";
+        + "\n[simulated_faults]\ntelemetry = { kind = \"slow\", after_ms = 10, delay_ms = 100, for_ms = 500 }\n";
     // (field, template, the valid line, an out-of-range line)
-    let cases: [(&str, &str, &str, &str); 19] = [
+    let cases: [(&str, &str, &str, &str); 20] = [
         ("can.bitrate", &hw, "bitrate = 500000", "bitrate = 5000"),
         ("pulse_meter.channel", &hw, "channel = 0", "channel = 9"),
         (
@@ -159,6 +159,12 @@ fn every_numeric_field_out_of_range_points_at_its_line() {
             "delay_ms = 100",
             "delay_ms = 0",
         ),
+        (
+            "simulated_faults.for_ms",
+            &faults,
+            "for_ms = 500",
+            "for_ms = 3600001",
+        ),
     ];
     for (field, template, from, to) in cases {
         let (err, line) = refused(dir.path(), template, from, to);
@@ -216,6 +222,14 @@ fn simulated_faults_are_refused_where_they_cannot_apply() {
         ),
         ("probe = { kind = \"garbage\" }", "no wire to garble"),
         ("power = { kind = \"flaky\" }", "unknown variant"),
+        (
+            "can = { kind = \"vanish\", for_ms = 1000 }",
+            "a vanished device stays gone",
+        ),
+        (
+            "can = { kind = \"silent\", for_ms = 0 }",
+            "simulated_faults.for_ms",
+        ),
     ] {
         let text = format!("{sim}\n[simulated_faults]\n{section}\n");
         let err = RigConfig::load(&common::write(dir.path(), "f.toml", &text))

@@ -59,7 +59,12 @@ impl FaultPlan {
     pub fn active(&self, device: FaultDevice) -> Option<DeviceFault> {
         let fault = self.configured(device)?;
         let armed = self.armed_at.get()?;
-        (armed.elapsed() >= Duration::from_millis(fault.after_ms)).then_some(fault)
+        let since = armed.elapsed();
+        let started = since >= Duration::from_millis(fault.after_ms);
+        let over = fault
+            .for_ms
+            .is_some_and(|d| since >= Duration::from_millis(fault.after_ms.saturating_add(d)));
+        (started && !over).then_some(fault)
     }
 }
 
@@ -262,6 +267,7 @@ mod tests {
             kind,
             after_ms: 0,
             delay_ms,
+            for_ms: None,
         }
     }
 
@@ -384,6 +390,7 @@ mod tests {
                 kind: FaultKind::Silent,
                 after_ms: 100,
                 delay_ms: None,
+                for_ms: None,
             }),
             ..Default::default()
         });
@@ -393,5 +400,25 @@ mod tests {
         assert_eq!(plan.active(FaultDevice::Can), None, "another device");
         std::thread::sleep(Duration::from_millis(110));
         assert!(plan.active(FaultDevice::Telemetry).is_some());
+    }
+
+    #[test]
+    fn a_transient_fault_ends_after_for_ms() {
+        let plan = FaultPlan::new(SimulatedFaults {
+            pulse_meter: Some(DeviceFault {
+                kind: FaultKind::Silent,
+                after_ms: 0,
+                delay_ms: None,
+                for_ms: Some(50),
+            }),
+            ..Default::default()
+        });
+        plan.arm();
+        assert!(
+            plan.active(FaultDevice::PulseMeter).is_some(),
+            "from the start"
+        );
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(plan.active(FaultDevice::PulseMeter), None, "over");
     }
 }

@@ -49,6 +49,7 @@ fn a_vanished_canable_leaves_usb_and_the_others_stay() {
                 kind: FaultKind::Vanish,
                 after_ms: 0,
                 delay_ms: None,
+                for_ms: None,
             }),
             ..Default::default()
         },

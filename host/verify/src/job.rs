@@ -7,7 +7,8 @@ use std::{path::PathBuf, sync::atomic::AtomicBool};
 use crate::{
     dbc::OilTempEncoder,
     report::{
-        new_run_id, now_rfc3339, Outcome, ReportWriter, RunReport, ScenarioReport, StepReport,
+        new_run_id, now_rfc3339, Attempt, Outcome, ReportWriter, RunReport, ScenarioReport,
+        StepReport,
     },
     rig::Rig,
     scenario::Scenario,
@@ -25,6 +26,9 @@ pub struct RunOptions<'a> {
     pub dbc: PathBuf,
     pub abort: &'a AtomicBool,
     pub open_rig: &'a RigOpener<'a>,
+    /// How many times a scenario that ended in `error` (the rig, an instrument) is run again;
+    /// one that then passes is `flaky`. A `fail` (the gauge) is never retried.
+    pub retries: u32,
 }
 
 /// What a run produced. The report is on disk at `report_path` whatever the outcome.
@@ -34,10 +38,11 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    /// 0 all passed, 1 something failed, 2 an error stopped the run.
+    /// 0 all passed (some perhaps only on a retry: `flaky`, said in the report), 1 something
+    /// failed, 2 an error stopped the run.
     pub fn exit_code(&self) -> i32 {
         match self.report.outcome {
-            Outcome::Pass => 0,
+            Outcome::Pass | Outcome::Flaky => 0,
             Outcome::Fail => 1,
             _ => 2,
         }
@@ -50,6 +55,8 @@ pub trait Progress {
     fn scenario_started(&mut self, _scenario: &Scenario) {}
     fn step_done(&mut self, _step: &StepReport) {}
     fn scenario_done(&mut self, _report: &ScenarioReport) {}
+    /// An attempt ended in `error` and the scenario runs again (attempt `next` of `of`).
+    fn scenario_retried(&mut self, _attempt: &ScenarioReport, _next: u32, _of: u32) {}
 }
 
 pub struct Quiet;
@@ -169,26 +176,46 @@ fn run_into(
             continue;
         }
         progress.scenario_started(scenario);
-        let mut runner = Runner {
-            rig: &mut rig,
-            abort: opts.abort,
-        };
-        // Every finished step reaches the disk at once: a run killed mid-scenario keeps it.
-        let mut partial = ScenarioReport::running(scenario);
-        let mut write_error = None;
-        let sr = runner.run(scenario, &mut |s| {
-            progress.step_done(s);
-            partial.steps.push(s.clone());
-            let mut so_far = report.clone();
-            so_far.scenarios.push(partial.clone());
-            if let Err(e) = writer.write_unsynced(&so_far) {
-                write_error.get_or_insert(e);
+        let mut retried = Vec::new();
+        let sr = loop {
+            let mut runner = Runner {
+                rig: &mut rig,
+                abort: opts.abort,
+            };
+            // Every finished step reaches the disk at once: a run killed mid-scenario keeps it.
+            let mut partial = ScenarioReport::running(scenario);
+            partial.retried = retried.clone();
+            let mut write_error = None;
+            let mut sr = runner.run(scenario, &mut |s| {
+                progress.step_done(s);
+                partial.steps.push(s.clone());
+                let mut so_far = report.clone();
+                so_far.scenarios.push(partial.clone());
+                if let Err(e) = writer.write_unsynced(&so_far) {
+                    write_error.get_or_insert(e);
+                }
+            });
+            let attempts = retried.len() as u32 + 1;
+            let interrupted = opts.abort.load(std::sync::atomic::Ordering::Relaxed);
+            if write_error.is_none()
+                && sr.outcome == Outcome::Error
+                && attempts <= opts.retries
+                && !interrupted
+            {
+                progress.scenario_retried(&sr, attempts + 1, opts.retries + 1);
+                retried.push(Attempt::of(&sr));
+                continue;
             }
-        });
-        if let Some(e) = write_error {
-            report.scenarios.push(sr);
-            return Err(e);
-        }
+            if !retried.is_empty() && sr.outcome == Outcome::Pass {
+                sr.outcome = Outcome::Flaky;
+            }
+            sr.retried = std::mem::take(&mut retried);
+            if let Some(e) = write_error {
+                report.scenarios.push(sr);
+                return Err(e);
+            }
+            break sr;
+        };
         progress.scenario_done(&sr);
         outcome = outcome.worst(sr.outcome);
         report.scenarios.push(sr);

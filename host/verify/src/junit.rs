@@ -18,7 +18,7 @@ use quick_xml::{
     Writer,
 };
 
-use crate::report::{Measurement, Outcome, RunReport, ScenarioReport, StepReport};
+use crate::report::{Attempt, Measurement, Outcome, RunReport, ScenarioReport, StepReport};
 
 /// XML 1.0 cannot carry most control characters even escaped; a device's garbage in a
 /// message must not make the file unreadable.
@@ -47,20 +47,10 @@ fn limits(m: &Measurement) -> String {
     }
 }
 
-fn outcome_word(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Pass => "pass",
-        Outcome::Fail => "fail",
-        Outcome::Error => "error",
-        Outcome::Skipped => "skipped",
-        Outcome::Running => "running",
-    }
-}
-
 fn step_line(step: &StepReport) -> String {
     let mut line = format!(
         "[{}] {} {} ({:.0} ms)",
-        outcome_word(step.outcome),
+        step.outcome.name(),
         step.index,
         step.action,
         step.duration_ms
@@ -128,13 +118,7 @@ fn testcase(w: &mut Writer<Vec<u8>>, scenario: &ScenarioReport) -> XmlResult {
                     step.measurements.iter().map(move |m| {
                         (
                             format!("step{}.{}.{}", step.index, step.action, m.name),
-                            format!(
-                                "{} {}{} {}",
-                                m.value,
-                                m.units,
-                                limits(m),
-                                outcome_word(m.outcome)
-                            ),
+                            format!("{} {}{} {}", m.value, m.units, limits(m), m.outcome.name()),
                         )
                     })
                 })
@@ -151,21 +135,23 @@ fn testcase(w: &mut Writer<Vec<u8>>, scenario: &ScenarioReport) -> XmlResult {
                 })?;
             }
             let deciding = deciding_step(scenario);
-            let message = match (deciding, &scenario.error) {
-                (Some(step), _) => format!(
-                    "step {} {}: {}",
-                    step.index,
-                    step.action,
-                    step.message
-                        .as_deref()
-                        .unwrap_or(outcome_word(step.outcome))
-                ),
-                (None, Some(e)) => e.clone(),
-                (None, None) => outcome_word(scenario.outcome).to_string(),
-            };
+            let message = Attempt::of(scenario).error;
             let detail = deciding.map(step_line).unwrap_or_else(|| message.clone());
             match scenario.outcome {
                 Outcome::Pass => {}
+                Outcome::Flaky => {
+                    // Surefire's rerun record: the test passed; each earlier attempt that
+                    // erred is a flakyError (Jenkins shows the test as flaky).
+                    for attempt in &scenario.retried {
+                        let msg = xml_safe(&attempt.error);
+                        let trace: Vec<String> = attempt.steps.iter().map(step_line).collect();
+                        w.create_element("flakyError")
+                            .with_attributes([("message", msg.as_str()), ("type", "error")])
+                            .write_inner_content(|w| {
+                                text_element(w, "stackTrace", &[], &trace.join("\n"))
+                            })?;
+                    }
+                }
                 Outcome::Fail => text_element(
                     w,
                     "failure",
@@ -250,11 +236,9 @@ pub fn render(report: &RunReport) -> std::io::Result<String> {
                 .write_inner_content(|w| {
                     let mut props = vec![
                         ("run_id".to_string(), report.run_id.clone()),
-                        (
-                            "outcome".to_string(),
-                            outcome_word(report.outcome).to_string(),
-                        ),
+                        ("outcome".to_string(), report.outcome.name().to_string()),
                         ("tool".to_string(), report.tool.clone()),
+                        ("flaky".to_string(), report.summary.flaky.to_string()),
                     ];
                     if let Some(rig) = &report.rig {
                         props.push(("rig".into(), rig.name.clone()));
@@ -333,6 +317,7 @@ mod tests {
                 .collect(),
             settling: None,
             error: None,
+            retried: Vec::new(),
         }
     }
 

@@ -23,18 +23,34 @@ pub enum Outcome {
     Skipped,
     /// Still running (seen only in a report of a run that was killed).
     Running,
+    /// Passed on a retry after an attempt that ended in `error` (`rig run --retries`): the
+    /// gauge passed, the bench stumbled first. Never reported as a plain pass.
+    Flaky,
 }
 
 impl Outcome {
-    /// Combining outcomes: error beats running beats fail beats pass; skipped counts for nothing.
+    /// Combining outcomes: error beats running beats fail beats flaky beats pass; skipped
+    /// counts for nothing.
     pub fn worst(self, other: Outcome) -> Outcome {
         use Outcome::*;
         match (self, other) {
             (Error, _) | (_, Error) => Error,
             (Running, _) | (_, Running) => Running,
             (Fail, _) | (_, Fail) => Fail,
+            (Flaky, _) | (_, Flaky) => Flaky,
             (Pass, _) | (_, Pass) => Pass,
             (Skipped, Skipped) => Skipped,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Error => "error",
+            Outcome::Skipped => "skipped",
+            Outcome::Running => "running",
+            Outcome::Flaky => "flaky",
         }
     }
 }
@@ -117,6 +133,44 @@ pub struct ScenarioReport {
     pub settling: Option<SettleSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Earlier attempts that ended in `error` and were run again (`rig run --retries`), oldest
+    /// first; this report is the last attempt.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retried: Vec<Attempt>,
+}
+
+/// An attempt at a scenario that ended in `error` and was run again.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub outcome: Outcome,
+    pub started_at: String,
+    pub duration_ms: f64,
+    /// What stopped it: the deciding step's message, or the scenario's error.
+    pub error: String,
+    pub steps: Vec<StepReport>,
+}
+
+impl Attempt {
+    pub fn of(report: &ScenarioReport) -> Self {
+        let deciding = report.steps.iter().find(|s| s.outcome == report.outcome);
+        let error = match (deciding, &report.error) {
+            (Some(step), _) => format!(
+                "step {} {}: {}",
+                step.index,
+                step.action,
+                step.message.as_deref().unwrap_or(report.outcome.name())
+            ),
+            (None, Some(e)) => e.clone(),
+            (None, None) => report.outcome.name().to_string(),
+        };
+        Self {
+            outcome: report.outcome,
+            started_at: report.started_at.clone(),
+            duration_ms: report.duration_ms,
+            error,
+            steps: report.steps.clone(),
+        }
+    }
 }
 
 impl ScenarioReport {
@@ -141,6 +195,7 @@ impl ScenarioReport {
             steps: Vec::new(),
             settling: None,
             error: Some(why.to_string()),
+            retried: Vec::new(),
         }
     }
 }
@@ -176,6 +231,8 @@ pub struct Summary {
     pub failed: usize,
     pub errors: usize,
     pub skipped: usize,
+    /// Passed on a retry (not counted in `passed`).
+    pub flaky: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -229,6 +286,7 @@ impl RunReport {
                 Outcome::Fail => s.failed += 1,
                 Outcome::Error | Outcome::Running => s.errors += 1,
                 Outcome::Skipped => s.skipped += 1,
+                Outcome::Flaky => s.flaky += 1,
             }
         }
         self.summary = s;

@@ -19,6 +19,7 @@ pub struct RunArgs {
     pub rig: Option<PathBuf>,
     pub reports: PathBuf,
     pub dbc: Option<PathBuf>,
+    pub retries: u32,
 }
 
 /// The run job with the bench assembled from the rig config (what the CLI and the tests run).
@@ -30,6 +31,19 @@ pub fn run(
     abort: &AtomicBool,
     progress: &mut dyn Progress,
 ) -> Result<job::RunResult, job::ReportLost> {
+    run_retrying(rig, scenarios, reports_root, dbc, 0, abort, progress)
+}
+
+/// [`run`], with a scenario that ends in `error` run again up to `retries` times.
+pub fn run_retrying(
+    rig: PathBuf,
+    scenarios: Vec<PathBuf>,
+    reports_root: PathBuf,
+    dbc: PathBuf,
+    retries: u32,
+    abort: &AtomicBool,
+    progress: &mut dyn Progress,
+) -> Result<job::RunResult, job::ReportLost> {
     let opener = |config, encoder| assembly::open(config, encoder).map_err(|e| e.to_string());
     let opts = RunOptions {
         rig,
@@ -38,6 +52,7 @@ pub fn run(
         dbc,
         abort,
         open_rig: &opener,
+        retries,
     };
     job::run(&opts, progress)
 }
@@ -49,19 +64,25 @@ pub fn cli(args: RunArgs) -> ExitCode {
     } else {
         args.paths
     };
-    let result = run(
+    let result = run_retrying(
         args.rig.unwrap_or_else(bench_folder::default_rig_config),
         scenarios,
         args.reports,
         args.dbc.unwrap_or_else(bench_folder::default_dbc),
+        args.retries,
         &abort,
         &mut Console,
     );
     match result {
         Ok(result) => {
             let s = &result.report.summary;
+            let flaky = if s.flaky > 0 {
+                format!(", {} flaky (passed only on a retry)", s.flaky)
+            } else {
+                String::new()
+            };
             println!(
-                "\n{}: {} scenarios, {} passed, {} failed, {} errors",
+                "\n{}: {} scenarios, {} passed, {} failed, {} errors{flaky}",
                 mark(result.report.outcome),
                 s.scenarios,
                 s.passed,
@@ -104,6 +125,7 @@ fn mark(o: Outcome) -> &'static str {
         Outcome::Error => "ERROR",
         Outcome::Skipped => "skip",
         Outcome::Running => "....",
+        Outcome::Flaky => "FLAKY",
     }
 }
 
@@ -151,6 +173,13 @@ impl Progress for Console {
         if let Some(d) = &s.diagnosis {
             println!("         diagnosis: {d}");
         }
+    }
+    fn scenario_retried(&mut self, attempt: &ScenarioReport, next: u32, of: u32) {
+        println!(
+            "  => ERROR in {:.1} s: {}; running it again (attempt {next} of {of}, --retries)",
+            attempt.duration_ms / 1000.0,
+            rig_verify::report::Attempt::of(attempt).error
+        );
     }
     fn scenario_done(&mut self, r: &ScenarioReport) {
         let settle = r

@@ -105,6 +105,7 @@ impl Runner<'_> {
             steps,
             settling,
             error: stop_reason.filter(|_| outcome == Outcome::Error),
+            retried: Vec::new(),
         }
     }
 
