@@ -36,6 +36,10 @@ enum Command {
         /// gauge) again, up to N times; one that then passes is reported `flaky`
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10))]
         retries: u32,
+        /// Write the evidence (CAN log, telemetry transcript, servo captures as VCD) of every
+        /// scenario, not only of those that did not pass
+        #[arg(long)]
+        evidence: bool,
     },
     /// Check scenario and rig files without running anything.
     Check {
@@ -166,12 +170,14 @@ fn main() -> ExitCode {
             reports,
             dbc,
             retries,
+            evidence,
         } => commands::run::cli(commands::run::RunArgs {
             paths,
             rig,
             reports,
             dbc,
             retries,
+            evidence,
         }),
         Command::Recover {
             rig,

@@ -66,6 +66,30 @@ fn ldo_build_survives_reset_then_locks_up_after_power_cycle_with_diagnosis() {
         "{junit}"
     );
     assert!(junit.contains("mass-erase"), "{junit}");
+    // Evidence of the failure beside the report: the CAN traffic in candump's format with the
+    // broadcast frames, the telemetry transcript, the last captures as VCD.
+    let run_dir = result.report_path.parent().expect("run folder");
+    let file = |name: &str| {
+        sc.evidence
+            .iter()
+            .find(|f| f.ends_with(name))
+            .map(|f| run_dir.join(f))
+            .unwrap_or_else(|| panic!("no {name} in {:?}", sc.evidence))
+    };
+    let can = std::fs::read_to_string(file("can.log")).expect("can.log");
+    assert!(
+        can.lines()
+            .any(|l| l.starts_with('(') && l.contains(" can0 156#")),
+        "{can}"
+    );
+    let telemetry = std::fs::read_to_string(file("telemetry.txt")).expect("telemetry.txt");
+    assert!(telemetry.contains("GAUGE/1 "), "{telemetry}");
+    let vcd = std::fs::read_to_string(file("capture-01.vcd")).expect("a capture");
+    assert!(vcd.contains("$enddefinitions"), "{vcd}");
+    assert!(
+        junit.contains("[[ATTACHMENT|evidence/01-supply_configuration/can.log]]"),
+        "{junit}"
+    );
 }
 
 #[test]
@@ -248,4 +272,41 @@ fn cli_exit_codes_and_report_location() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
+}
+
+/// A scenario that passes leaves no evidence unless asked for (`--evidence`).
+#[test]
+fn evidence_is_written_for_a_pass_only_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = common::write(
+        dir.path(),
+        "short.toml",
+        "name = \"short\"\n[[steps]]\naction = \"set_temperature\"\ncelsius = 90\n\n\
+         [[steps]]\naction = \"expect_pulse\"\nus = 1455\n",
+    );
+    let (plain, _r1) = run(
+        &repo("rig-config/sim.toml"),
+        std::slice::from_ref(&scenario),
+    );
+    assert_eq!(plain.report.outcome, Outcome::Pass);
+    assert!(plain.report.scenarios[0].evidence.is_empty());
+    let reports = tempfile::tempdir().unwrap();
+    let abort = std::sync::atomic::AtomicBool::new(false);
+    let _g = common::bench_lock();
+    let asked = rig::commands::run::run_with(
+        repo("rig-config/sim.toml"),
+        vec![scenario],
+        reports.path().to_path_buf(),
+        rig_verify::dbc::default_path(),
+        rig::commands::run::RunChoices {
+            retries: 0,
+            evidence_always: true,
+        },
+        &abort,
+        &mut rig_verify::job::Quiet,
+    )
+    .expect("report written");
+    let files = &asked.report.scenarios[0].evidence;
+    assert!(files.iter().any(|f| f.ends_with("can.log")), "{files:?}");
+    assert!(files.iter().any(|f| f.ends_with(".vcd")), "{files:?}");
 }

@@ -42,12 +42,15 @@ fn run(
     let reports = tempfile::tempdir().expect("temp dir");
     let abort = AtomicBool::new(false);
     let _guard = common::bench_lock();
-    let result = rig::commands::run::run_retrying(
+    let result = rig::commands::run::run_with(
         rig.to_path_buf(),
         scenarios.to_vec(),
         reports.path().to_path_buf(),
         rig_verify::dbc::default_path(),
-        retries,
+        rig::commands::run::RunChoices {
+            retries,
+            evidence_always: false,
+        },
         &abort,
         &mut Quiet,
     )

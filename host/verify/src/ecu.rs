@@ -2,12 +2,13 @@
 //! OBD-II requests and injects bad traffic, through whichever CAN adapter the rig has.
 
 use std::{
+    collections::VecDeque,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex, MutexGuard,
     },
     thread::JoinHandle,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use gauge_logic::{frame::CanFrame, obd};
@@ -51,6 +52,32 @@ struct State {
     frames_sent: u64,
     fault_frames_sent: u64,
     error: Option<String>,
+    /// Every frame the adapter sent or received, newest last (bounded): a failed scenario's
+    /// CAN log (`evidence`).
+    traffic: VecDeque<Traffic>,
+}
+
+/// One frame on the bus as the rig's adapter saw it.
+#[derive(Clone, Copy, Debug)]
+pub struct Traffic {
+    pub at: SystemTime,
+    /// Sent by the rig (`true`) or received from the bus.
+    pub sent: bool,
+    pub frame: CanFrame,
+}
+
+/// Frames kept: about 4 minutes of the 100 Hz broadcast with the gauge's requests.
+const TRAFFIC_KEPT: usize = 50_000;
+
+fn record(s: &mut State, sent: bool, frame: CanFrame) {
+    if s.traffic.len() >= TRAFFIC_KEPT {
+        s.traffic.pop_front();
+    }
+    s.traffic.push_back(Traffic {
+        at: SystemTime::now(),
+        sent,
+        frame,
+    });
 }
 
 /// Handle to the ECU thread.
@@ -158,6 +185,16 @@ impl Ecu {
     pub fn frames_sent(&self) -> (u64, u64) {
         let s = lock(&self.state);
         (s.frames_sent, s.fault_frames_sent)
+    }
+
+    /// The frames sent and received since `since` (as far back as the log goes).
+    pub fn traffic_since(&self, since: SystemTime) -> Vec<Traffic> {
+        lock(&self.state)
+            .traffic
+            .iter()
+            .filter(|t| t.at >= since)
+            .copied()
+            .collect()
     }
 
     /// An adapter error since the last call, if any.
@@ -274,6 +311,7 @@ fn run(
             let mut s = lock(state);
             let valid_allowed = s.fault.as_ref().is_none_or(|f| f.keep_valid);
             if let Some(req) = received {
+                record(&mut s, false, req);
                 if obd::is_request(&req) {
                     s.obd_requests.push(now);
                     if s.obd_requests.len() > 10_000 {
@@ -317,6 +355,7 @@ fn run(
             let mut s = lock(state);
             match result {
                 Ok(()) => {
+                    record(&mut s, true, frame);
                     let t = Instant::now();
                     if valid {
                         s.frames_sent += 1;

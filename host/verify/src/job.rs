@@ -6,6 +6,7 @@ use std::{path::PathBuf, sync::atomic::AtomicBool};
 
 use crate::{
     dbc::OilTempEncoder,
+    evidence::Evidence,
     report::{
         new_run_id, now_rfc3339, Attempt, Outcome, ReportWriter, RunReport, ScenarioReport,
         StepReport,
@@ -29,6 +30,8 @@ pub struct RunOptions<'a> {
     /// How many times a scenario that ended in `error` (the rig, an instrument) is run again;
     /// one that then passes is `flaky`. A `fail` (the gauge) is never retried.
     pub retries: u32,
+    /// Write the instruments' evidence for every scenario, not only those that did not pass.
+    pub evidence_always: bool,
 }
 
 /// What a run produced. The report is on disk at `report_path` whatever the outcome.
@@ -161,6 +164,7 @@ fn run_into(
             });
         }
     };
+    let mut evidence = Evidence::attach(&mut rig);
     report.rig = Some(rig.info());
     report.firmware = Some(rig.firmware.clone());
     writer.write(&report)?;
@@ -177,7 +181,8 @@ fn run_into(
         }
         progress.scenario_started(scenario);
         let mut retried = Vec::new();
-        let sr = loop {
+        evidence.begin();
+        let mut sr = loop {
             let mut runner = Runner {
                 rig: &mut rig,
                 abort: opts.abort,
@@ -216,6 +221,28 @@ fn run_into(
             }
             break sr;
         };
+        if opts.evidence_always || !matches!(sr.outcome, Outcome::Pass | Outcome::Skipped) {
+            let folder = format!(
+                "evidence/{:02}-{}",
+                report.scenarios.len() + 1,
+                scenario
+                    .path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "scenario".into())
+            );
+            match evidence.write(&rig, &writer.dir.join(&folder)) {
+                Ok(files) => {
+                    sr.evidence = files
+                        .iter()
+                        .filter_map(|f| f.strip_prefix(&writer.dir).ok())
+                        .map(|f| f.display().to_string())
+                        .collect();
+                }
+                // A full disk stops the run at the report write just below.
+                Err(e) => tracing::warn!("evidence for {}: {e}", scenario.name),
+            }
+        }
         progress.scenario_done(&sr);
         outcome = outcome.worst(sr.outcome);
         report.scenarios.push(sr);

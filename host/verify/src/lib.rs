@@ -9,8 +9,8 @@
 
 pub mod dbc;
 pub mod ecu;
+pub mod evidence;
 pub mod job;
-pub mod junit;
 mod needle;
 pub mod power_loss;
 pub mod report;

@@ -20,6 +20,7 @@ pub struct RunArgs {
     pub reports: PathBuf,
     pub dbc: Option<PathBuf>,
     pub retries: u32,
+    pub evidence: bool,
 }
 
 /// The run job with the bench assembled from the rig config (what the CLI and the tests run).
@@ -31,16 +32,33 @@ pub fn run(
     abort: &AtomicBool,
     progress: &mut dyn Progress,
 ) -> Result<job::RunResult, job::ReportLost> {
-    run_retrying(rig, scenarios, reports_root, dbc, 0, abort, progress)
+    run_with(
+        rig,
+        scenarios,
+        reports_root,
+        dbc,
+        RunChoices::default(),
+        abort,
+        progress,
+    )
 }
 
-/// [`run`], with a scenario that ends in `error` run again up to `retries` times.
-pub fn run_retrying(
+/// What `rig run` may do beyond the defaults.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunChoices {
+    /// A scenario that ends in `error` runs again up to this many times (`--retries`).
+    pub retries: u32,
+    /// Evidence for every scenario, not only those that did not pass (`--evidence`).
+    pub evidence_always: bool,
+}
+
+/// [`run`] with [`RunChoices`].
+pub fn run_with(
     rig: PathBuf,
     scenarios: Vec<PathBuf>,
     reports_root: PathBuf,
     dbc: PathBuf,
-    retries: u32,
+    choices: RunChoices,
     abort: &AtomicBool,
     progress: &mut dyn Progress,
 ) -> Result<job::RunResult, job::ReportLost> {
@@ -52,7 +70,8 @@ pub fn run_retrying(
         dbc,
         abort,
         open_rig: &opener,
-        retries,
+        retries: choices.retries,
+        evidence_always: choices.evidence_always,
     };
     job::run(&opts, progress)
 }
@@ -64,12 +83,15 @@ pub fn cli(args: RunArgs) -> ExitCode {
     } else {
         args.paths
     };
-    let result = run_retrying(
+    let result = run_with(
         args.rig.unwrap_or_else(bench_folder::default_rig_config),
         scenarios,
         args.reports,
         args.dbc.unwrap_or_else(bench_folder::default_dbc),
-        args.retries,
+        RunChoices {
+            retries: args.retries,
+            evidence_always: args.evidence,
+        },
         &abort,
         &mut Console,
     );
@@ -182,6 +204,16 @@ impl Progress for Console {
         );
     }
     fn scenario_done(&mut self, r: &ScenarioReport) {
+        if let Some(first) = r.evidence.first() {
+            let folder = std::path::Path::new(first)
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            println!(
+                "  evidence: {folder}/ in the run folder ({} files: CAN log, telemetry, captures)",
+                r.evidence.len()
+            );
+        }
         let settle = r
             .settling
             .as_ref()

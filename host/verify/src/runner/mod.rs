@@ -106,6 +106,7 @@ impl Runner<'_> {
             settling,
             error: stop_reason.filter(|_| outcome == Outcome::Error),
             retried: Vec::new(),
+            evidence: Vec::new(),
         }
     }
 

@@ -1,5 +1,8 @@
 //! The JSON run report (schema in `reports/README.md`), written atomically after every
-//! scenario so an interrupted run still leaves a readable record.
+//! scenario so an interrupted run still leaves a readable record, and the JUnit XML rendered
+//! from it (`junit`).
+
+pub mod junit;
 
 use std::{
     io::Write,
@@ -137,6 +140,10 @@ pub struct ScenarioReport {
     /// first; this report is the last attempt.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub retried: Vec<Attempt>,
+    /// What the instruments saw (CAN log, telemetry transcript, captures), relative to the
+    /// run folder: written for a scenario that did not pass, or always on request.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<String>,
 }
 
 /// An attempt at a scenario that ended in `error` and was run again.
@@ -196,6 +203,7 @@ impl ScenarioReport {
             settling: None,
             error: Some(why.to_string()),
             retried: Vec::new(),
+            evidence: Vec::new(),
         }
     }
 }
@@ -351,7 +359,7 @@ impl ReportWriter {
         self.write_with(report, false)
     }
 
-    /// `junit.xml` beside `report.json` ([`crate::junit`]).
+    /// `junit.xml` beside `report.json` ([`junit`]).
     pub fn junit_path(&self) -> PathBuf {
         self.dir.join("junit.xml")
     }
@@ -369,7 +377,7 @@ impl ReportWriter {
         if !sync {
             return Ok(());
         }
-        let xml = crate::junit::render(report)?;
+        let xml = junit::render(report)?;
         self.replace(".junit.xml.tmp", &self.junit_path(), &xml, sync)
     }
 

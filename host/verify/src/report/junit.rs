@@ -18,7 +18,7 @@ use quick_xml::{
     Writer,
 };
 
-use crate::report::{Attempt, Measurement, Outcome, RunReport, ScenarioReport, StepReport};
+use super::{Attempt, Measurement, Outcome, RunReport, ScenarioReport, StepReport};
 
 /// XML 1.0 cannot carry most control characters even escaped; a device's garbage in a
 /// message must not make the file unreadable.
@@ -192,6 +192,10 @@ fn testcase(w: &mut Writer<Vec<u8>>, scenario: &ScenarioReport) -> XmlResult {
                     s.total_ms, s.floor_ms, s.ratio, s.setpoints
                 );
             }
+            // GitLab's and Jenkins' attachment convention; paths relative to the run folder.
+            for file in &scenario.evidence {
+                let _ = writeln!(out, "[[ATTACHMENT|{file}]]");
+            }
             text_element(w, "system-out", &[], &out)
         })?;
     Ok(())
@@ -318,6 +322,7 @@ mod tests {
             settling: None,
             error: None,
             retried: Vec::new(),
+            evidence: Vec::new(),
         }
     }
 
