@@ -152,15 +152,26 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
+    use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, Layer};
+    let console = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
                 // probe-rs's per-driver listing warnings (one per probe kind when USB is not
                 // visible) are noise; the rig says itself when no probe is found.
                 "warn,probe_rs::probe=error".into()
             }),
-        )
-        .with_writer(std::io::stderr)
+        );
+    // The run folder's rig.log: the rig's own info lines too, without terminal colours.
+    let run_log = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(rig_verify::report::run_log::writer)
+        .with_filter(tracing_subscriber::EnvFilter::new(
+            "warn,probe_rs::probe=error,rig=info,rig_verify=info,rig_instruments=info,rig_sim=info,rig_emu=info",
+        ));
+    tracing_subscriber::registry()
+        .with(console)
+        .with(run_log)
         .init();
     let cli = Cli::parse();
     match cli.command {

@@ -251,8 +251,16 @@ fn cli_exit_codes_and_report_location() {
         String::from_utf8_lossy(&ok.stderr)
     );
     assert!(stdout.contains("1 passed"), "{stdout}");
-    let runs: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    let runs: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.expect("entry").path())
+        .collect();
     assert_eq!(runs.len(), 1);
+    // The rig's own log in the run folder, beside the report.
+    let log = std::fs::read_to_string(runs[0].join("rig.log")).expect("rig.log");
+    assert!(log.contains("brought up"), "{log}");
+    assert!(log.contains("ends: pass"), "{log}");
+    assert!(runs[0].join("junit.xml").is_file());
     let missing = Command::new(bin)
         .args(["run", "--reports"])
         .arg(dir.path())

@@ -164,6 +164,12 @@ fn run_into(
             });
         }
     };
+    tracing::info!(
+        "rig {} brought up ({}): {}",
+        rig.config.name,
+        rig.config.path,
+        rig.info().instruments.join("; ")
+    );
     let mut evidence = Evidence::attach(&mut rig);
     report.rig = Some(rig.info());
     report.firmware = Some(rig.firmware.clone());
@@ -181,6 +187,11 @@ fn run_into(
         }
         progress.scenario_started(scenario);
         let mut retried = Vec::new();
+        tracing::info!(
+            "scenario {} ({}) starts",
+            scenario.name,
+            scenario.path.display()
+        );
         evidence.begin();
         let mut sr = loop {
             let mut runner = Runner {
@@ -207,6 +218,13 @@ fn run_into(
                 && attempts <= opts.retries
                 && !interrupted
             {
+                tracing::warn!(
+                    "scenario {}: {}; running it again (attempt {} of {})",
+                    scenario.name,
+                    Attempt::of(&sr).error,
+                    attempts + 1,
+                    opts.retries + 1
+                );
                 progress.scenario_retried(&sr, attempts + 1, opts.retries + 1);
                 retried.push(Attempt::of(&sr));
                 continue;
@@ -243,6 +261,12 @@ fn run_into(
                 Err(e) => tracing::warn!("evidence for {}: {e}", scenario.name),
             }
         }
+        tracing::info!(
+            "scenario {} ends: {} in {:.1} s",
+            scenario.name,
+            sr.outcome.name(),
+            sr.duration_ms / 1000.0
+        );
         progress.scenario_done(&sr);
         outcome = outcome.worst(sr.outcome);
         report.scenarios.push(sr);

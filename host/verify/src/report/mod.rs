@@ -3,6 +3,7 @@
 //! from it (`junit`).
 
 pub mod junit;
+pub mod run_log;
 
 use std::{
     io::Write,
@@ -326,10 +327,17 @@ pub struct ReportWriter {
     unwritten: std::sync::Mutex<Option<String>>,
 }
 
+impl Drop for ReportWriter {
+    fn drop(&mut self) {
+        run_log::close();
+    }
+}
+
 impl ReportWriter {
     pub fn create(reports_root: &Path, run_id: &str) -> std::io::Result<Self> {
         let dir = reports_root.join(run_id);
         std::fs::create_dir_all(&dir)?;
+        run_log::open_in(&dir)?;
         Ok(Self {
             dir,
             unwritten: Default::default(),
