@@ -36,7 +36,7 @@ pub trait EmulationMonitor: Send {
 }
 
 /// How fast an emulated target runs (targets that run host code have none).
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EmulationStats {
     /// Instructions the emulated core executed.
     pub instructions: u64,
@@ -66,7 +66,7 @@ pub struct EmulationStats {
 }
 
 /// What the rig knows about the firmware loaded into the board.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FirmwareIdentity {
     pub name: String,
     pub version: String,

@@ -10,7 +10,7 @@ use std::{
 pub const BY_ID_DIR: &str = "/dev/serial/by-id";
 
 /// USB identity of a serial port.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UsbIdentity {
     pub vendor_id: u16,
     pub product_id: u16,

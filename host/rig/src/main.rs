@@ -41,6 +41,12 @@ enum Command {
         #[arg(long)]
         evidence: bool,
     },
+    /// Rebuild a run folder's report.json and junit.xml from its event log (events.jsonl):
+    /// after a killed run, every finished step is there.
+    Report {
+        /// The run folder (reports/<run-id>)
+        folder: PathBuf,
+    },
     /// Check scenario and rig files without running anything.
     Check {
         paths: Vec<PathBuf>,
@@ -280,6 +286,7 @@ fn main() -> ExitCode {
             timeout_s,
             verbose,
         ),
+        Command::Report { folder } => commands::report::cli(&folder),
         Command::Check { paths, rig } => {
             commands::check::cli(paths, rig.unwrap_or_else(default_rig_config))
         }

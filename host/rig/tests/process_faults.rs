@@ -182,7 +182,7 @@ fn a_reports_folder_that_cannot_be_made_is_an_error_naming_it() {
     );
 }
 
-/// Runs `cmd` with a fresh mount namespace in which `at` is a 16 KiB tmpfs (a disk that
+/// Runs `cmd` with a fresh mount namespace in which `at` is a 32 KiB tmpfs (a disk that
 /// fills after a few report writes). As root directly; otherwise in a user namespace.
 fn with_small_disk(cmd: &mut Command, at: &Path) {
     use std::ffi::CString;
@@ -237,7 +237,7 @@ fn with_small_disk(cmd: &mut Command, at: &Path) {
                 return Err(std::io::Error::last_os_error());
             }
             let tmpfs = b"tmpfs\0";
-            let size = b"size=16k\0";
+            let size = b"size=32k\0";
             if libc::mount(
                 tmpfs.as_ptr().cast(),
                 target.as_ptr(),
@@ -280,5 +280,85 @@ fn a_disk_that_fills_mid_run_stops_it_and_the_report_is_shown_not_lost() {
             .as_array()
             .is_some_and(|s| !s.is_empty()),
         "{shown:#}"
+    );
+}
+
+/// SIGKILL (no handler runs) during a scenario: `rig report` rebuilds the report from the
+/// event log alone, with every finished step, the scenario under way `running` and the run
+/// marked as stopped short.
+#[test]
+fn a_killed_run_is_rebuilt_from_its_event_log_with_every_finished_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir(&scenarios).unwrap();
+    common::write(
+        &scenarios,
+        "a-short.toml",
+        "name = \"short\"\n[[steps]]\naction = \"set_temperature\"\ncelsius = 40\n\n\
+         [[steps]]\naction = \"expect_pulse\"\nus = 1000\n",
+    );
+    long_hold(&scenarios);
+    let _bench = common::bench_lock();
+    let mut child = rig_run(&reports, &scenarios).spawn().expect("rig runs");
+    // In the long scenario's hold: its expect_pulse line has been printed.
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut line, mut in_long) = (String::new(), false);
+    loop {
+        line.clear();
+        let n = out.read_line(&mut line).expect("stdout");
+        assert!(n > 0 && Instant::now() < deadline, "the run ended early");
+        in_long |= line.contains("scenario long-hold");
+        if in_long && line.contains("expect_pulse") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let run = std::fs::read_dir(&reports)
+        .expect("reports")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .next()
+        .expect("a run folder");
+    // Only the event log counts: the report written along the way goes.
+    std::fs::remove_file(run.join("report.json")).expect("report.json was there");
+    let rebuilt = Command::new(env!("CARGO_BIN_EXE_rig"))
+        .arg("report")
+        .arg(&run)
+        .output()
+        .expect("rig report runs");
+    let stdout = String::from_utf8_lossy(&rebuilt.stdout);
+    assert_eq!(
+        rebuilt.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&rebuilt.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).expect("rebuilt"))
+            .expect("parses");
+    assert_eq!(report["outcome"], "running", "{report:#}");
+    assert!(
+        report["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("stopped before it finished")),
+        "{report:#}"
+    );
+    let sc = report["scenarios"].as_array().expect("scenarios");
+    assert_eq!(sc.len(), 2, "{report:#}");
+    assert_eq!(sc[0]["outcome"], "pass");
+    assert_eq!(sc[0]["steps"].as_array().map(Vec::len), Some(2));
+    assert_eq!(sc[1]["outcome"], "running");
+    let steps = sc[1]["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 2, "both steps before the hold: {steps:#?}");
+    assert!(steps.iter().all(|s| s["outcome"] == "pass"), "{steps:#?}");
+    assert_eq!(report["summary"]["errors"], 1, "running counts as an error");
+    let junit = std::fs::read_to_string(run.join("junit.xml")).expect("junit.xml rebuilt");
+    assert!(
+        junit.contains(r#"tests="2" failures="0" errors="1""#),
+        "{junit}"
     );
 }

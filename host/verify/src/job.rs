@@ -8,8 +8,8 @@ use crate::{
     dbc::OilTempEncoder,
     evidence::Evidence,
     report::{
-        new_run_id, now_rfc3339, Attempt, Outcome, ReportWriter, RunReport, ScenarioReport,
-        StepReport,
+        events::Event, new_run_id, now_rfc3339, Attempt, Outcome, ReportWriter, RunReport,
+        ScenarioReport, StepReport,
     },
     rig::Rig,
     scenario::Scenario,
@@ -103,6 +103,12 @@ fn run_into(
     run_id: String,
 ) -> std::io::Result<RunResult> {
     let mut report = RunReport::new(run_id);
+    writer.event(&Event::RunStarted {
+        schema: report.schema.clone(),
+        run_id: report.run_id.clone(),
+        tool: report.tool.clone(),
+        started_at: report.started_at.clone(),
+    })?;
     writer.write(&report)?;
     let finish =
         |report: &mut RunReport, outcome: Outcome, error: Option<String>| -> std::io::Result<()> {
@@ -110,6 +116,11 @@ fn run_into(
             report.error = error;
             report.finished_at = Some(now_rfc3339());
             report.recount();
+            writer.event(&Event::RunDone {
+                outcome,
+                error: report.error.clone(),
+                finished_at: report.finished_at.clone().unwrap_or_default(),
+            })?;
             writer.write(report)
         };
 
@@ -173,16 +184,22 @@ fn run_into(
     let mut evidence = Evidence::attach(&mut rig);
     report.rig = Some(rig.info());
     report.firmware = Some(rig.firmware.clone());
+    writer.event(&Event::RigReady {
+        rig: rig.info(),
+        firmware: rig.firmware.clone(),
+    })?;
     writer.write(&report)?;
     progress.rig_ready(&rig);
 
     let mut outcome = Outcome::Pass;
     for scenario in &scenarios {
         if opts.abort.load(std::sync::atomic::Ordering::Relaxed) {
-            report.scenarios.push(ScenarioReport::not_run(
-                scenario,
-                "run interrupted before this scenario",
-            ));
+            let not_run = ScenarioReport::not_run(scenario, "run interrupted before this scenario");
+            writer.event(&Event::ScenarioDone {
+                scenario: not_run.clone(),
+                emulation: None,
+            })?;
+            report.scenarios.push(not_run);
             continue;
         }
         progress.scenario_started(scenario);
@@ -193,6 +210,12 @@ fn run_into(
             scenario.path.display()
         );
         evidence.begin();
+        writer.event(&Event::ScenarioStarted {
+            name: scenario.name.clone(),
+            file: scenario.path.display().to_string(),
+            started_at: now_rfc3339(),
+            description: scenario.description.clone(),
+        })?;
         let mut sr = loop {
             let mut runner = Runner {
                 rig: &mut rig,
@@ -207,7 +230,10 @@ fn run_into(
                 partial.steps.push(s.clone());
                 let mut so_far = report.clone();
                 so_far.scenarios.push(partial.clone());
-                if let Err(e) = writer.write_unsynced(&so_far) {
+                let written = writer
+                    .event(&Event::Step { step: s.clone() })
+                    .and_then(|()| writer.write_unsynced(&so_far));
+                if let Err(e) = written {
                     write_error.get_or_insert(e);
                 }
             });
@@ -226,7 +252,11 @@ fn run_into(
                     opts.retries + 1
                 );
                 progress.scenario_retried(&sr, attempts + 1, opts.retries + 1);
-                retried.push(Attempt::of(&sr));
+                let attempt = Attempt::of(&sr);
+                writer.event(&Event::ScenarioRetried {
+                    attempt: attempt.clone(),
+                })?;
+                retried.push(attempt);
                 continue;
             }
             if !retried.is_empty() && sr.outcome == Outcome::Pass {
@@ -269,9 +299,13 @@ fn run_into(
         );
         progress.scenario_done(&sr);
         outcome = outcome.worst(sr.outcome);
+        report.emulation = rig.emulation_stats();
+        writer.event(&Event::ScenarioDone {
+            scenario: sr.clone(),
+            emulation: report.emulation.clone(),
+        })?;
         report.scenarios.push(sr);
         report.recount();
-        report.emulation = rig.emulation_stats();
         writer.write(&report)?;
     }
     rig.leave_safe();

@@ -1,4 +1,5 @@
-//! Every `rig` command, a file each: `run` and `check` (scenarios), `list`, `doctor` and
+//! Every `rig` command, a file each: `run` and `check` (scenarios), `report` (a run folder's
+//! report rebuilt from its event log), `list`, `doctor` and
 //! `flash` (the bench and its board), `recover` and `soak` (power-loss procedures), `sim` (a
 //! standalone simulated bench for other tools) and `preflight` (the emulator's verdict on an
 //! ELF); `signals` is their Ctrl-C/SIGTERM handling.
@@ -9,6 +10,7 @@ pub mod flash;
 pub mod list;
 pub mod preflight;
 pub mod recover;
+pub mod report;
 pub mod run;
 pub mod signals;
 pub mod sim;

@@ -2,6 +2,7 @@
 //! scenario so an interrupted run still leaves a readable record, and the JUnit XML rendered
 //! from it (`junit`).
 
+pub mod events;
 pub mod junit;
 pub mod run_log;
 
@@ -10,13 +11,13 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use rig_instruments::{EmulationStats, FirmwareIdentity};
 
 pub const SCHEMA: &str = "gauge-rig-report/1";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Pass,
@@ -59,7 +60,7 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Measurement {
     pub name: String,
     pub value: f64,
@@ -97,7 +98,7 @@ impl Measurement {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepReport {
     pub index: usize,
     pub line: usize,
@@ -113,7 +114,7 @@ pub struct StepReport {
 }
 
 /// Settling performance of a scenario's set-points, against the physical floor.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SettleSummary {
     pub setpoints: usize,
     /// Wall time from each set-point until the rig confirmed the needle settled, summed.
@@ -123,7 +124,7 @@ pub struct SettleSummary {
     pub ratio: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioReport {
     pub name: String,
     pub file: String,
@@ -139,16 +140,16 @@ pub struct ScenarioReport {
     pub error: Option<String>,
     /// Earlier attempts that ended in `error` and were run again (`rig run --retries`), oldest
     /// first; this report is the last attempt.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retried: Vec<Attempt>,
     /// What the instruments saw (CAN log, telemetry transcript, captures), relative to the
     /// run folder: written for a scenario that did not pass, or always on request.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<String>,
 }
 
 /// An attempt at a scenario that ended in `error` and was run again.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Attempt {
     pub outcome: Outcome,
     pub started_at: String,
@@ -209,7 +210,7 @@ impl ScenarioReport {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RigInfo {
     pub name: String,
     pub config: String,
@@ -222,7 +223,7 @@ pub struct RigInfo {
     pub usb: Vec<InstrumentUsb>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InstrumentUsb {
     /// `can`, `pulse_meter`, `power`, `telemetry` or `probe`.
     pub instrument: String,
@@ -233,7 +234,7 @@ pub struct InstrumentUsb {
     pub identity: rig_instruments::usb_identity::UsbIdentity,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Summary {
     pub scenarios: usize,
     pub passed: usize,
@@ -241,12 +242,13 @@ pub struct Summary {
     pub errors: usize,
     pub skipped: usize,
     /// Passed on a retry (not counted in `passed`).
+    #[serde(default)]
     pub flaky: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
-    pub schema: &'static str,
+    pub schema: String,
     pub run_id: String,
     pub tool: String,
     pub started_at: String,
@@ -269,7 +271,7 @@ pub struct RunReport {
 impl RunReport {
     pub fn new(run_id: String) -> Self {
         Self {
-            schema: SCHEMA,
+            schema: SCHEMA.to_string(),
             run_id,
             tool: format!("rig {}", env!("CARGO_PKG_VERSION")),
             started_at: now_rfc3339(),
@@ -325,10 +327,15 @@ pub struct ReportWriter {
     pub dir: PathBuf,
     /// The last report that could not be written, as JSON, for the caller to show instead.
     unwritten: std::sync::Mutex<Option<String>>,
+    /// `events.jsonl`, opened for appending.
+    events: std::sync::Mutex<std::fs::File>,
+    /// Asks the background thread to sync the event log (dropped at the end: it stops).
+    sync_events: Option<std::sync::mpsc::Sender<()>>,
 }
 
 impl Drop for ReportWriter {
     fn drop(&mut self) {
+        self.sync_events.take();
         run_log::close();
     }
 }
@@ -338,10 +345,46 @@ impl ReportWriter {
         let dir = reports_root.join(run_id);
         std::fs::create_dir_all(&dir)?;
         run_log::open_in(&dir)?;
+        let events = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("events.jsonl"))?;
+        // The disk sync of the event log runs beside the run: a step never waits for it.
+        let syncing = events.try_clone()?;
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("event-log-sync".into())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    while rx.try_recv().is_ok() {}
+                    let _ = syncing.sync_data();
+                }
+            })?;
         Ok(Self {
             dir,
             unwritten: Default::default(),
+            events: std::sync::Mutex::new(events),
+            sync_events: Some(tx),
         })
+    }
+
+    /// Appends `event` to `events.jsonl` before returning (a killed rig keeps it); the disk
+    /// sync follows in the background.
+    pub fn event(&self, event: &events::Event) -> std::io::Result<()> {
+        let mut line = serde_json::to_string(event).map_err(std::io::Error::other)?;
+        line.push('\n');
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write_all(line.as_bytes())?;
+        if let Some(tx) = &self.sync_events {
+            let _ = tx.send(());
+        }
+        Ok(())
+    }
+
+    pub fn events_path(&self) -> PathBuf {
+        self.dir.join("events.jsonl")
     }
 
     /// The report a failed write could not save (the newest one), as JSON.
