@@ -298,22 +298,14 @@ fn evidence_is_written_for_a_pass_only_on_request() {
     );
     assert_eq!(plain.report.outcome, Outcome::Pass);
     assert!(plain.report.scenarios[0].evidence.is_empty());
-    let reports = tempfile::tempdir().unwrap();
-    let abort = std::sync::atomic::AtomicBool::new(false);
-    let _g = common::bench_lock();
-    let asked = rig::commands::run::run_with(
-        repo("rig-config/sim.toml"),
-        vec![scenario],
-        reports.path().to_path_buf(),
-        rig_verify::dbc::default_path(),
+    let (asked, _r2) = common::run_choosing(
+        &repo("rig-config/sim.toml"),
+        &[scenario],
         rig::commands::run::RunChoices {
             retries: 0,
             evidence_always: true,
         },
-        &abort,
-        &mut rig_verify::job::Quiet,
-    )
-    .expect("report written");
+    );
     let files = &asked.report.scenarios[0].evidence;
     assert!(files.iter().any(|f| f.ends_with("can.log")), "{files:?}");
     assert!(files.iter().any(|f| f.ends_with(".vcd")), "{files:?}");

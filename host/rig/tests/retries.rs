@@ -5,12 +5,9 @@
 
 mod common;
 
-use std::{path::Path, sync::atomic::AtomicBool};
+use std::path::Path;
 
-use rig_verify::{
-    job::{Quiet, RunResult},
-    report::Outcome,
-};
+use rig_verify::{job::RunResult, report::Outcome};
 
 /// set_temperature, then the telemetry's status line: with the port silent the step is the
 /// rig's error (the needle moves, so the gauge is not blamed).
@@ -39,23 +36,14 @@ fn run(
     scenarios: &[std::path::PathBuf],
     retries: u32,
 ) -> (RunResult, tempfile::TempDir) {
-    let reports = tempfile::tempdir().expect("temp dir");
-    let abort = AtomicBool::new(false);
-    let _guard = common::bench_lock();
-    let result = rig::commands::run::run_with(
-        rig.to_path_buf(),
-        scenarios.to_vec(),
-        reports.path().to_path_buf(),
-        rig_verify::dbc::default_path(),
+    common::run_choosing(
+        rig,
+        scenarios,
         rig::commands::run::RunChoices {
             retries,
             evidence_always: false,
         },
-        &abort,
-        &mut Quiet,
     )
-    .expect("report written");
-    (result, reports)
 }
 
 #[test]

@@ -23,14 +23,24 @@ pub fn repo(rel: &str) -> PathBuf {
 
 /// Runs `scenarios` on `rig` with reports in a temporary folder.
 pub fn run(rig: &Path, scenarios: &[PathBuf]) -> (RunResult, tempfile::TempDir) {
+    run_choosing(rig, scenarios, rig::commands::run::RunChoices::default())
+}
+
+/// [`run`] with `rig run`'s choices (retries, evidence).
+pub fn run_choosing(
+    rig: &Path,
+    scenarios: &[PathBuf],
+    choices: rig::commands::run::RunChoices,
+) -> (RunResult, tempfile::TempDir) {
     let reports = tempfile::tempdir().expect("temp dir");
     let abort = AtomicBool::new(false);
     let _guard = bench_lock();
-    let result = rig::commands::run::run(
+    let result = rig::commands::run::run_with(
         rig.to_path_buf(),
         scenarios.to_vec(),
         reports.path().to_path_buf(),
         rig_verify::dbc::default_path(),
+        choices,
         &abort,
         &mut Quiet,
     )
