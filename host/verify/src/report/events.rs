@@ -1,8 +1,8 @@
 //! The run's event log (`events.jsonl` in the run folder): one JSON line per thing that
 //! happened, appended as it happens, from which the report is rebuilt ([`replay`];
 //! `rig report <run folder>`). A line is written before the run goes on (a killed rig keeps
-//! every finished step) and synced to the disk in the background (a lost machine keeps all
-//! but the last moments), so the runner never waits for a slow disk.
+//! every finished step); it reaches the disk itself at the next synced report write (each
+//! scenario's end), so a step never waits for a slow disk.
 
 use serde::{Deserialize, Serialize};
 

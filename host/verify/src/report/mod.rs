@@ -329,13 +329,10 @@ pub struct ReportWriter {
     unwritten: std::sync::Mutex<Option<String>>,
     /// `events.jsonl`, opened for appending.
     events: std::sync::Mutex<std::fs::File>,
-    /// Asks the background thread to sync the event log (dropped at the end: it stops).
-    sync_events: Option<std::sync::mpsc::Sender<()>>,
 }
 
 impl Drop for ReportWriter {
     fn drop(&mut self) {
-        self.sync_events.take();
         run_log::close();
     }
 }
@@ -349,27 +346,17 @@ impl ReportWriter {
             .create(true)
             .append(true)
             .open(dir.join("events.jsonl"))?;
-        // The disk sync of the event log runs beside the run: a step never waits for it.
-        let syncing = events.try_clone()?;
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        std::thread::Builder::new()
-            .name("event-log-sync".into())
-            .spawn(move || {
-                while rx.recv().is_ok() {
-                    while rx.try_recv().is_ok() {}
-                    let _ = syncing.sync_data();
-                }
-            })?;
         Ok(Self {
             dir,
             unwritten: Default::default(),
             events: std::sync::Mutex::new(events),
-            sync_events: Some(tx),
         })
     }
 
-    /// Appends `event` to `events.jsonl` before returning (a killed rig keeps it); the disk
-    /// sync follows in the background.
+    /// Appends `event` to `events.jsonl` before returning: a killed rig keeps it. The disk
+    /// sync comes with the synced report writes (bring-up, each scenario's end, the run's
+    /// end): syncing after every step, even on a thread of its own, cost the software-emulated
+    /// USB guest's only CPU enough for a CAN adapter's answer to come late.
     pub fn event(&self, event: &events::Event) -> std::io::Result<()> {
         let mut line = serde_json::to_string(event).map_err(std::io::Error::other)?;
         line.push('\n');
@@ -377,9 +364,6 @@ impl ReportWriter {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .write_all(line.as_bytes())?;
-        if let Some(tx) = &self.sync_events {
-            let _ = tx.send(());
-        }
         Ok(())
     }
 
@@ -428,6 +412,10 @@ impl ReportWriter {
         if !sync {
             return Ok(());
         }
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sync_data()?;
         let xml = junit::render(report)?;
         self.replace(".junit.xml.tmp", &self.junit_path(), &xml, sync)
     }
