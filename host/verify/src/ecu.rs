@@ -57,25 +57,22 @@ struct State {
     traffic: VecDeque<Traffic>,
 }
 
-/// One frame on the bus as the rig's adapter saw it.
+/// One frame on the bus as the rig's adapter saw it, sent or received.
 #[derive(Clone, Copy, Debug)]
 pub struct Traffic {
     pub at: SystemTime,
-    /// Sent by the rig (`true`) or received from the bus.
-    pub sent: bool,
     pub frame: CanFrame,
 }
 
 /// Frames kept: about 4 minutes of the 100 Hz broadcast with the gauge's requests.
 const TRAFFIC_KEPT: usize = 50_000;
 
-fn record(s: &mut State, sent: bool, frame: CanFrame) {
+fn record(s: &mut State, frame: CanFrame) {
     if s.traffic.len() >= TRAFFIC_KEPT {
         s.traffic.pop_front();
     }
     s.traffic.push_back(Traffic {
         at: SystemTime::now(),
-        sent,
         frame,
     });
 }
@@ -311,7 +308,7 @@ fn run(
             let mut s = lock(state);
             let valid_allowed = s.fault.as_ref().is_none_or(|f| f.keep_valid);
             if let Some(req) = received {
-                record(&mut s, false, req);
+                record(&mut s, req);
                 if obd::is_request(&req) {
                     s.obd_requests.push(now);
                     if s.obd_requests.len() > 10_000 {
@@ -355,7 +352,7 @@ fn run(
             let mut s = lock(state);
             match result {
                 Ok(()) => {
-                    record(&mut s, true, frame);
+                    record(&mut s, frame);
                     let t = Instant::now();
                     if valid {
                         s.frames_sent += 1;

@@ -91,12 +91,17 @@ impl TelemetryPort for RecordingTelemetry {
 
 /// Placeholders while the real instruments move into their recorders.
 struct Unplugged;
+
+fn not_attached(device: &str) -> rig_instruments::InstrumentError {
+    rig_instruments::InstrumentError::Io {
+        device: device.into(),
+        reason: "not attached".into(),
+    }
+}
+
 impl PulseMeter for Unplugged {
     fn capture(&mut self, _periods: usize) -> InstrumentResult<TimedCapture> {
-        Err(rig_instruments::InstrumentError::Io {
-            device: "pulse meter".into(),
-            reason: "not attached".into(),
-        })
+        Err(not_attached("pulse meter"))
     }
     fn describe(&self) -> String {
         "none".into()
@@ -104,10 +109,7 @@ impl PulseMeter for Unplugged {
 }
 impl TelemetryPort for Unplugged {
     fn next_status(&mut self, _timeout: Duration) -> InstrumentResult<StatusLine> {
-        Err(rig_instruments::InstrumentError::Io {
-            device: "telemetry".into(),
-            reason: "not attached".into(),
-        })
+        Err(not_attached("telemetry"))
     }
     fn describe(&self) -> String {
         "none".into()
@@ -215,12 +217,10 @@ mod tests {
         let traffic = [
             Traffic {
                 at,
-                sent: true,
                 frame: CanFrame::standard(0x156, &[0x01, 0xAB]).expect("frame"),
             },
             Traffic {
                 at,
-                sent: false,
                 frame: CanFrame::extended(0x18DB33F1, &[]).expect("frame"),
             },
         ];

@@ -175,19 +175,21 @@ fn run_into(
             });
         }
     };
+    let mut evidence = Evidence::attach(&mut rig);
+    // Once: it looks each USB instrument up on this machine.
+    let info = rig.info();
     tracing::info!(
         "rig {} brought up ({}): {}",
         rig.config.name,
         rig.config.path,
-        rig.info().instruments.join("; ")
+        info.instruments.join("; ")
     );
-    let mut evidence = Evidence::attach(&mut rig);
-    report.rig = Some(rig.info());
-    report.firmware = Some(rig.firmware.clone());
     writer.event(&Event::RigReady {
-        rig: rig.info(),
+        rig: info.clone(),
         firmware: rig.firmware.clone(),
     })?;
+    report.rig = Some(info);
+    report.firmware = Some(rig.firmware.clone());
     writer.write(&report)?;
     progress.rig_ready(&rig);
 
@@ -244,15 +246,15 @@ fn run_into(
                 && attempts <= opts.retries
                 && !interrupted
             {
+                let attempt = Attempt::of(&sr);
                 tracing::warn!(
                     "scenario {}: {}; running it again (attempt {} of {})",
                     scenario.name,
-                    Attempt::of(&sr).error,
+                    attempt.error,
                     attempts + 1,
                     opts.retries + 1
                 );
                 progress.scenario_retried(&sr, attempts + 1, opts.retries + 1);
-                let attempt = Attempt::of(&sr);
                 writer.event(&Event::ScenarioRetried {
                     attempt: attempt.clone(),
                 })?;

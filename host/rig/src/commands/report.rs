@@ -30,23 +30,19 @@ pub fn rebuild(folder: &Path) -> Result<rig_verify::report::RunReport, String> {
 pub fn cli(folder: &Path) -> ExitCode {
     match rebuild(folder) {
         Ok(report) => {
-            let s = &report.summary;
             println!(
-                "{}: {} scenarios, {} passed, {} failed, {} errors, {} flaky, {} skipped ({} steps)",
-                report.outcome.name(),
-                s.scenarios,
-                s.passed,
-                s.failed,
-                s.errors,
-                s.flaky,
-                s.skipped,
-                report.scenarios.iter().map(|sc| sc.steps.len()).sum::<usize>()
+                "{} ({} steps)",
+                super::run::summary_line(&report),
+                report
+                    .scenarios
+                    .iter()
+                    .map(|sc| sc.steps.len())
+                    .sum::<usize>()
             );
             if let Some(e) = &report.error {
                 println!("note: {e}");
             }
-            println!("report: {}", folder.join("report.json").display());
-            println!("junit:  {}", folder.join("junit.xml").display());
+            super::run::print_outputs(&folder.join("report.json"));
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode, sync::atomic::AtomicBool};
 
 use rig_verify::{
     job::{self, Progress, RunOptions},
-    report::{Outcome, ScenarioReport, StepReport},
+    report::{Outcome, RunReport, ScenarioReport, StepReport},
     rig::Rig,
     scenario::Scenario,
 };
@@ -97,20 +97,7 @@ pub fn cli(args: RunArgs) -> ExitCode {
     );
     match result {
         Ok(result) => {
-            let s = &result.report.summary;
-            let flaky = if s.flaky > 0 {
-                format!(", {} flaky (passed only on a retry)", s.flaky)
-            } else {
-                String::new()
-            };
-            println!(
-                "\n{}: {} scenarios, {} passed, {} failed, {} errors{flaky}",
-                mark(result.report.outcome),
-                s.scenarios,
-                s.passed,
-                s.failed,
-                s.errors
-            );
+            println!("\n{}", summary_line(&result.report));
             if let Some(em) = &result.report.emulation {
                 println!(
                     "emulated board: {} instructions, {:.1} emulated s in {:.1} bench s (real-time factor {:.3}), {:.1} M instructions/s, {:.1}x faster than real time when busy",
@@ -120,11 +107,7 @@ pub fn cli(args: RunArgs) -> ExitCode {
             if let Some(e) = &result.report.error {
                 eprintln!("error: {e}");
             }
-            println!("report: {}", result.report_path.display());
-            println!(
-                "junit:  {}",
-                result.report_path.with_file_name("junit.xml").display()
-            );
+            print_outputs(&result.report_path);
             ExitCode::from(result.exit_code() as u8)
         }
         Err(lost) => {
@@ -136,6 +119,33 @@ pub fn cli(args: RunArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `pass: 7 scenarios, 7 passed, 0 failed, 0 errors` (and the flaky ones, if any).
+pub fn summary_line(report: &RunReport) -> String {
+    let s = &report.summary;
+    let flaky = if s.flaky > 0 {
+        format!(", {} flaky (passed only on a retry)", s.flaky)
+    } else {
+        String::new()
+    };
+    format!(
+        "{}: {} scenarios, {} passed, {} failed, {} errors{flaky}",
+        mark(report.outcome),
+        s.scenarios,
+        s.passed,
+        s.failed,
+        s.errors
+    )
+}
+
+/// Where a run's report and its JUnit file are.
+pub fn print_outputs(report_json: &std::path::Path) {
+    println!("report: {}", report_json.display());
+    println!(
+        "junit:  {}",
+        report_json.with_file_name("junit.xml").display()
+    );
 }
 
 pub struct Console;
@@ -200,7 +210,7 @@ impl Progress for Console {
         println!(
             "  => ERROR in {:.1} s: {}; running it again (attempt {next} of {of}, --retries)",
             attempt.duration_ms / 1000.0,
-            rig_verify::report::Attempt::of(attempt).error
+            attempt.stop_reason()
         );
     }
     fn scenario_done(&mut self, r: &ScenarioReport) {

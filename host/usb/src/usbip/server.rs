@@ -230,11 +230,12 @@ async fn connection(
     }
 }
 
-/// IN requests waiting on one endpoint, oldest first: (seqnum, length, when submitted).
-#[derive(Default)]
+/// IN requests waiting on one endpoint, oldest first: (seqnum, length, when submitted), and
+/// the endpoint's pipe they take their data from.
 struct WaitingRequests {
     queue: Mutex<VecDeque<(u32, u32, Instant)>>,
     submitted: Notify,
+    pipe: Arc<InPipe>,
 }
 
 async fn urb_session(socket: TcpStream, device: &Arc<Exported>) -> Result<(), ConnectionError> {
@@ -251,7 +252,6 @@ async fn urb_session(socket: TcpStream, device: &Arc<Exported>) -> Result<(), Co
     });
     let mut plugged = device.plugged.subscribe();
     let mut endpoints: HashMap<u8, Arc<WaitingRequests>> = HashMap::new();
-    let mut pipes: HashMap<u8, Arc<InPipe>> = HashMap::new();
     let mut servers = Vec::new();
     let result = loop {
         let mut header = [0u8; wire::URB_HEADER_LEN];
@@ -288,10 +288,12 @@ async fn urb_session(socket: TcpStream, device: &Arc<Exported>) -> Result<(), Co
                     continue;
                 };
                 let waiting = endpoints.entry(address).or_insert_with(|| {
-                    let waiting = Arc::new(WaitingRequests::default());
-                    pipes.insert(address, pipe.clone());
-                    servers.push(tokio::spawn(serve_in_endpoint(
+                    let waiting = Arc::new(WaitingRequests {
+                        queue: Mutex::default(),
+                        submitted: Notify::new(),
                         pipe,
+                    });
+                    servers.push(tokio::spawn(serve_in_endpoint(
                         waiting.clone(),
                         replies.clone(),
                     )));
@@ -315,10 +317,9 @@ async fn urb_session(socket: TcpStream, device: &Arc<Exported>) -> Result<(), Co
                         // command/reply endpoint (an ST-LINK's) a host unlinks a read only when
                         // it timed out: say how long it waited and whether the device had data
                         // by then (if it had, the server failed to hand it over).
-                        let pipe = pipes.get(address);
-                        let buffered = pipe.map_or(0, |p| p.buffered());
+                        let buffered = waiting.pipe.buffered();
                         let waited = since.elapsed().as_millis();
-                        if pipe.is_some_and(|p| p.framing() == Framing::Transfers) {
+                        if waiting.pipe.framing() == Framing::Transfers {
                             tracing::warn!(
                                 "{}: a reply read ({length} bytes, request {unlink_seqnum}, endpoint {address:#04x}) was given up by the host after {waited} ms; {buffered} byte(s) waiting in the device",
                                 device.busid
@@ -391,11 +392,8 @@ fn submit_now(device: &Exported, submit: &Submit) -> Option<Vec<u8>> {
 }
 
 /// Completes an endpoint's waiting IN requests in order as its pipe gets data.
-async fn serve_in_endpoint(
-    pipe: Arc<InPipe>,
-    waiting: Arc<WaitingRequests>,
-    replies: mpsc::UnboundedSender<Vec<u8>>,
-) {
+async fn serve_in_endpoint(waiting: Arc<WaitingRequests>, replies: mpsc::UnboundedSender<Vec<u8>>) {
+    let pipe = &waiting.pipe;
     loop {
         {
             let mut queue = lock(&waiting.queue);

@@ -109,19 +109,12 @@ pub fn replay(text: &str) -> Result<RunReport, ReplayError> {
                 started_at,
                 description,
             } => {
-                current = Some(ScenarioReport {
+                current = Some(ScenarioReport::under_way(
                     name,
                     file,
-                    outcome: Outcome::Running,
                     started_at,
-                    duration_ms: 0.0,
                     description,
-                    steps: Vec::new(),
-                    settling: None,
-                    error: None,
-                    retried: Vec::new(),
-                    evidence: Vec::new(),
-                });
+                ));
             }
             Event::Step { step } => {
                 if let Some(c) = current.as_mut() {

@@ -18,7 +18,7 @@ use quick_xml::{
     Writer,
 };
 
-use super::{Attempt, Measurement, Outcome, RunReport, ScenarioReport, StepReport};
+use super::{Measurement, Outcome, RunReport, ScenarioReport, StepReport};
 
 /// XML 1.0 cannot carry most control characters even escaped; a device's garbage in a
 /// message must not make the file unreadable.
@@ -65,14 +65,6 @@ fn step_line(step: &StepReport) -> String {
         let _ = write!(line, "\n    diagnosis: {d}");
     }
     line
-}
-
-/// The first step with the scenario's outcome, for the failure's or error's message.
-fn deciding_step(scenario: &ScenarioReport) -> Option<&StepReport> {
-    scenario
-        .steps
-        .iter()
-        .find(|s| s.outcome == scenario.outcome)
 }
 
 fn classname(scenario: &ScenarioReport) -> String {
@@ -134,8 +126,8 @@ fn testcase(w: &mut Writer<Vec<u8>>, scenario: &ScenarioReport) -> XmlResult {
                     Ok(())
                 })?;
             }
-            let deciding = deciding_step(scenario);
-            let message = Attempt::of(scenario).error;
+            let deciding = scenario.deciding_step();
+            let message = scenario.stop_reason();
             let detail = deciding.map(step_line).unwrap_or_else(|| message.clone());
             match scenario.outcome {
                 Outcome::Pass => {}

@@ -161,51 +161,75 @@ pub struct Attempt {
 
 impl Attempt {
     pub fn of(report: &ScenarioReport) -> Self {
-        let deciding = report.steps.iter().find(|s| s.outcome == report.outcome);
-        let error = match (deciding, &report.error) {
-            (Some(step), _) => format!(
-                "step {} {}: {}",
-                step.index,
-                step.action,
-                step.message.as_deref().unwrap_or(report.outcome.name())
-            ),
-            (None, Some(e)) => e.clone(),
-            (None, None) => report.outcome.name().to_string(),
-        };
         Self {
             outcome: report.outcome,
             started_at: report.started_at.clone(),
             duration_ms: report.duration_ms,
-            error,
+            error: report.stop_reason(),
             steps: report.steps.clone(),
         }
     }
 }
 
 impl ScenarioReport {
-    /// A scenario under way, with no step finished yet.
-    pub fn running(scenario: &crate::scenario::Scenario) -> Self {
+    /// A scenario under way since `started_at`, with no step finished yet.
+    pub fn under_way(
+        name: String,
+        file: String,
+        started_at: String,
+        description: Option<String>,
+    ) -> Self {
         Self {
+            name,
+            file,
             outcome: Outcome::Running,
+            started_at,
+            duration_ms: 0.0,
+            description,
+            steps: Vec::new(),
+            settling: None,
             error: None,
-            ..Self::not_run(scenario, "")
+            retried: Vec::new(),
+            evidence: Vec::new(),
         }
+    }
+
+    /// A scenario under way from now, with no step finished yet.
+    pub fn running(scenario: &crate::scenario::Scenario) -> Self {
+        Self::under_way(
+            scenario.name.clone(),
+            scenario.path.display().to_string(),
+            now_rfc3339(),
+            scenario.description.clone(),
+        )
     }
 
     /// A scenario that never started (the run was interrupted first).
     pub fn not_run(scenario: &crate::scenario::Scenario, why: &str) -> Self {
         Self {
-            name: scenario.name.clone(),
-            file: scenario.path.display().to_string(),
             outcome: Outcome::Skipped,
-            started_at: now_rfc3339(),
-            duration_ms: 0.0,
-            description: scenario.description.clone(),
-            steps: Vec::new(),
-            settling: None,
             error: Some(why.to_string()),
-            retried: Vec::new(),
-            evidence: Vec::new(),
+            ..Self::running(scenario)
+        }
+    }
+
+    /// The first step with the scenario's outcome: the one that decided it.
+    pub fn deciding_step(&self) -> Option<&StepReport> {
+        self.steps.iter().find(|s| s.outcome == self.outcome)
+    }
+
+    /// Why the scenario ended as it did, in a line: `step N <action>: <message>`, else its
+    /// error, else its outcome.
+    pub fn stop_reason(&self) -> String {
+        match (self.deciding_step(), &self.error) {
+            (Some(step), _) => format!(
+                "step {} {}: {}",
+                step.index,
+                step.action,
+                step.message.as_deref().unwrap_or(self.outcome.name())
+            ),
+            (None, Some(e)) => e.clone(),
+            (None, None) => self.outcome.name().to_string(),
         }
     }
 }
