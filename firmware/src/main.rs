@@ -12,7 +12,8 @@ use core::mem::MaybeUninit;
 use embassy_embedded_hal::adapter::BlockingAsync;
 use embassy_executor::Spawner;
 use embassy_futures::join::join4;
-use embassy_stm32::can::config::{GlobalFilter, NonMatchingFilter};
+use embassy_stm32::can::config::GlobalFilter;
+use embassy_stm32::can::filter::{Action, FilterType, StandardFilter, StandardFilterSlot};
 use embassy_stm32::can::{self, CanConfigurator, CanRx, CanTx};
 use embassy_stm32::flash::Flash;
 use embassy_stm32::gpio::{Level, Output, OutputType, Speed};
@@ -27,10 +28,12 @@ use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use embassy_sync::channel::Channel;
 use embassy_sync::signal::Signal;
 use embassy_time::{Duration, Instant, Ticker, Timer};
-use embedded_can::Id;
+use embedded_can::{Id, StandardId};
 use gauge_logic::calibration::Calibration;
 use gauge_logic::frame::CanFrame;
 use gauge_logic::gauge::{Gauge, GaugeTiming};
+use gauge_logic::obd;
+use gauge_logic::signal::OIL_TEMP_SIGNAL;
 use gauge_logic::storage::{Records, STORAGE_OFFSETS};
 use gauge_logic::supply::{SupplyConfig, FIRMWARE_SUPPLY};
 use gauge_logic::telemetry::StatusLine;
@@ -103,6 +106,25 @@ fn pulse_ticks(pulse_us: u16, max_duty: u32) -> u32 {
     let ticks = u64::from(pulse_us) * u64::from(max_duty) / SERVO_PERIOD_US;
     ticks.min(u64::from(max_duty)) as u32
 }
+
+/// One of gauge-logic's 11-bit IDs (constants: the broadcast and the OBD-II reply IDs).
+fn standard_id(id: u32) -> StandardId {
+    u16::try_from(id)
+        .ok()
+        .and_then(StandardId::new)
+        .expect("gauge-logic's IDs are 11-bit")
+}
+
+/// The OBD-II reply IDs (0x7E8..=0x7EF) as one ID/mask pair: an aligned block of 2^n IDs.
+const REPLY_FILTER: (u16, u16) = {
+    let (first, last) = (*obd::RESPONSE_IDS.start(), *obd::RESPONSE_IDS.end());
+    let span = last - first;
+    assert!(
+        (span + 1).is_power_of_two() && first & span == 0 && last <= 0x7FF,
+        "the reply IDs must be an aligned power-of-two block of 11-bit IDs"
+    );
+    (first as u16, (!span & 0x7FF) as u16)
+};
 
 /// A received bus frame as gauge-logic sees it; remote frames carry no data and are dropped.
 fn from_bus(frame: &can::Frame) -> Option<CanFrame> {
@@ -189,13 +211,38 @@ async fn main(_spawner: Spawner) {
     let uart = UartTx::new(p.USART3, p.PD8, p.DMA1_CH0, Irqs, uart_config)
         .expect("115200 baud is reachable from the 100 MHz APB1 clock");
 
-    // FDCAN1, 500 kbit/s classic. Every standard ID goes to RX FIFO 0 (gauge-logic filters);
-    // extended and remote frames are never readings, so the controller drops them.
+    // FDCAN1, 500 kbit/s classic. Acceptance filters: only the broadcast ID and the OBD-II
+    // reply IDs reach RX FIFO 0, so that traffic on other IDs (a loaded bus) cannot fill the
+    // FIFO and crowd the broadcast out; everything else, extended and remote frames included,
+    // is dropped by the controller (gauge-logic still checks every frame it gets).
     let mut can_config = CanConfigurator::new(p.FDCAN1, p.PD0, p.PD1, Irqs);
     can_config.set_bitrate(500_000);
-    can_config.set_config(can_config.config().set_global_filter(
-        GlobalFilter::reject_all().set_handle_standard_frames(NonMatchingFilter::IntoRxFifo0),
-    ));
+    can_config.set_config(
+        can_config
+            .config()
+            .set_global_filter(GlobalFilter::reject_all()),
+    );
+    let broadcast_id = standard_id(OIL_TEMP_SIGNAL.frame_id);
+    can_config.properties().set_standard_filter(
+        StandardFilterSlot::_0,
+        StandardFilter {
+            filter: FilterType::DedicatedSingle(broadcast_id),
+            action: Action::StoreInFifo0,
+        },
+    );
+    // The reply IDs as a classic ID/mask filter, not `FilterType::Range`: embassy-stm32 0.6.0
+    // writes a range's bounds into SFID1/SFID2 the wrong way round (fixed upstream in
+    // embassy-rs/embassy#6241), and an M_CAN range with SFID1 > SFID2 matches nothing.
+    can_config.properties().set_standard_filter(
+        StandardFilterSlot::_1,
+        StandardFilter {
+            filter: FilterType::BitMask {
+                filter: REPLY_FILTER.0,
+                mask: REPLY_FILTER.1,
+            },
+            action: Action::StoreInFifo0,
+        },
+    );
     let (can_tx, can_rx, _) = can_config.into_normal_mode().split();
 
     // Boot counter and calibration; the gauge must work even when storage does not.

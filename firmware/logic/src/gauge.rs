@@ -1,6 +1,7 @@
 //! The gauge state machine: frames in, needle pulse / LED / OBD requests out.
 
 use crate::{
+    arbitration::ObdArbiter,
     calibration::Calibration,
     frame::CanFrame,
     obd,
@@ -19,6 +20,11 @@ pub struct GaugeTiming {
     pub stale_after_ms: u64,
     pub park_pulse_us: u16,
     pub slew_us_per_s: u32,
+    /// An OBD-II reply counts only this long after the gauge's own request (ISO 15765-4 P2CAN).
+    pub obd_response_window_ms: u64,
+    /// The followed ECU is given up after this many of the gauge's requests in a row it left
+    /// unanswered.
+    pub obd_ecu_lost_after: u8,
 }
 
 impl GaugeTiming {
@@ -28,6 +34,8 @@ impl GaugeTiming {
         stale_after_ms: 1000,
         park_pulse_us: 900,
         slew_us_per_s: 2000,
+        obd_response_window_ms: 50,
+        obd_ecu_lost_after: 3,
     };
 }
 
@@ -68,6 +76,7 @@ pub struct Gauge {
     last_broadcast_ms: Option<u64>,
     last_reading_ms: Option<u64>,
     last_poll_ms: Option<u64>,
+    obd: ObdArbiter,
     temperature: Option<MilliCelsius>,
     source: Source,
     slew: SlewLimiter,
@@ -86,6 +95,7 @@ impl Gauge {
             last_broadcast_ms: None,
             last_reading_ms: None,
             last_poll_ms: None,
+            obd: ObdArbiter::new(timing.obd_response_window_ms, timing.obd_ecu_lost_after),
             temperature: None,
             source: Source::None,
             slew: SlewLimiter::new(timing.park_pulse_us, timing.slew_us_per_s, now_ms),
@@ -94,14 +104,26 @@ impl Gauge {
         }
     }
 
-    /// Feeds one received frame.
+    /// Feeds one received frame. A valid broadcast always counts; an OBD-II reply only while
+    /// the broadcast is missing, as an answer to the gauge's own request (see [`crate::arbitration`]).
     pub fn on_frame(&mut self, now_ms: u64, frame: &CanFrame) {
         if let BroadcastReading::Temperature(t) = decode_broadcast(&self.layout, frame) {
             self.last_broadcast_ms = Some(now_ms);
             self.accept(now_ms, t, Source::Broadcast);
-        } else if let Some(t) = obd::parse_reply(frame) {
-            self.accept(now_ms, t, Source::Obd);
+        } else if let Some((ecu, t)) = obd::parse_reply_from(frame) {
+            if self.broadcast_fresh(now_ms) {
+                return;
+            }
+            if let Some(t) = self.obd.on_reply(now_ms, ecu, t) {
+                self.accept(now_ms, t, Source::Obd);
+            }
         }
+    }
+
+    /// A valid broadcast arrived within the broadcast timeout: it is the source.
+    fn broadcast_fresh(&self, now_ms: u64) -> bool {
+        self.last_broadcast_ms
+            .is_some_and(|b| now_ms.saturating_sub(b) < self.timing.broadcast_timeout_ms)
     }
 
     fn accept(&mut self, now_ms: u64, t: MilliCelsius, source: Source) {
@@ -118,6 +140,7 @@ impl Gauge {
     pub fn poll(&mut self, now_ms: u64) -> GaugeOutput {
         let t = self.timing;
         let mut transmit = None;
+        let mut obd_reading = self.obd.on_tick(now_ms);
         if Self::since(now_ms, self.last_broadcast_ms, self.boot_ms) >= t.broadcast_timeout_ms {
             let due = match self.last_poll_ms {
                 None => true,
@@ -125,8 +148,12 @@ impl Gauge {
             };
             if due {
                 self.last_poll_ms = Some(now_ms);
+                obd_reading = obd_reading.or(self.obd.on_request(now_ms));
                 transmit = Some(obd::request_frame());
             }
+        }
+        if let Some(temp) = obd_reading.filter(|_| !self.broadcast_fresh(now_ms)) {
+            self.accept(now_ms, temp, Source::Obd);
         }
         self.failsafe = Self::since(now_ms, self.last_reading_ms, self.boot_ms) >= t.stale_after_ms
             || self.temperature.is_none();
@@ -156,6 +183,11 @@ impl Gauge {
 
     pub fn source(&self) -> Source {
         self.source
+    }
+
+    /// The ECU whose OBD-II replies the gauge follows, by reply ID.
+    pub fn followed_ecu(&self) -> Option<u32> {
+        self.obd.followed()
     }
 
     pub fn pulse_us(&self) -> u16 {
@@ -248,6 +280,77 @@ mod tests {
         assert_eq!(out.pulse_us, 1500);
         assert_eq!(g.source(), Source::Obd);
         assert_eq!(g.temperature(), Some(MilliCelsius(95_000)));
+    }
+
+    fn reply(id: u16, deg: i32) -> CanFrame {
+        CanFrame::standard(id, &obd::reply_payload(deg).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_scan_tools_replies_never_take_the_needle_from_a_fresh_broadcast() {
+        let mut g = gauge();
+        for ms in 0..3000u64 {
+            if ms % 100 == 0 {
+                g.on_frame(ms, &bcast(90));
+            }
+            // Another tester's request and the engine's answer to it, every 20 ms.
+            if ms % 20 == 7 {
+                g.on_frame(ms, &obd::request_frame());
+                g.on_frame(ms + 3, &reply(0x7E8, 150));
+            }
+            assert_eq!(
+                g.poll(ms).transmit,
+                None,
+                "no polling while the broadcast flows"
+            );
+        }
+        assert_eq!(g.source(), Source::Broadcast);
+        assert_eq!(g.temperature(), Some(MilliCelsius(90_000)));
+        assert_eq!(g.pulse_us(), 1455);
+    }
+
+    #[test]
+    fn replies_count_only_within_the_window_after_the_gauges_own_request() {
+        let mut g = gauge();
+        let mut late = 0;
+        for ms in 0..3000u64 {
+            if g.poll(ms).transmit.is_some() {
+                late += 1;
+            }
+            // The engine answers 60 ms after each request: outside the 50 ms window.
+            if ms >= 560 && (ms - 560) % 100 == 0 {
+                g.on_frame(ms, &reply(0x7E8, 120));
+            }
+        }
+        assert!(late >= 20);
+        assert!(g.failsafe(), "late replies are no readings");
+        assert_eq!(g.pulse_us(), 900);
+    }
+
+    #[test]
+    fn several_ecus_the_needle_follows_the_engine_and_never_flips() {
+        let mut g = gauge();
+        let mut changes = 0;
+        let mut last = None;
+        for ms in 0..4000u64 {
+            let out = g.poll(ms);
+            if out.transmit.is_some() {
+                // Replies in an order that changes from request to request.
+                let k = (ms / 100) % 3;
+                let mut order = [(0x7E9, 60), (0x7E8, 90), (0x7EA, 120)];
+                order.rotate_left(k as usize);
+                for (i, (id, deg)) in order.iter().enumerate() {
+                    g.on_frame(ms + 1 + i as u64, &reply(*id, *deg));
+                }
+            }
+            if g.temperature() != last {
+                changes += 1;
+                last = g.temperature();
+            }
+        }
+        assert_eq!(g.followed_ecu(), Some(0x7E8));
+        assert_eq!(g.temperature(), Some(MilliCelsius(90_000)));
+        assert_eq!(changes, 1, "from none to 90 degC, once");
     }
 
     #[test]

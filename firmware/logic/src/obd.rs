@@ -23,6 +23,11 @@ pub fn request_frame() -> CanFrame {
 
 /// A positive single-frame reply to mode 01 PID 5C, if `frame` is one.
 pub fn parse_reply(frame: &CanFrame) -> Option<MilliCelsius> {
+    parse_reply_from(frame).map(|(_, t)| t)
+}
+
+/// [`parse_reply`] with the replying ECU's ID.
+pub fn parse_reply_from(frame: &CanFrame) -> Option<(u32, MilliCelsius)> {
     if frame.extended || !RESPONSE_IDS.contains(&frame.id) {
         return None;
     }
@@ -36,7 +41,7 @@ pub fn parse_reply(frame: &CanFrame) -> Option<MilliCelsius> {
     if p[1] != MODE_CURRENT_DATA + 0x40 || p[2] != PID_OIL_TEMP {
         return None;
     }
-    Some(MilliCelsius::from_degrees(i32::from(p[3]) - 40))
+    Some((frame.id, MilliCelsius::from_degrees(i32::from(p[3]) - 40)))
 }
 
 /// The reply an ECU gives for `degrees` (-40..=215), used by the rig's ECU simulation.

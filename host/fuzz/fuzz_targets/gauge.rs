@@ -5,7 +5,11 @@
 //! stays between the park position and the calibration's pulses and moves no faster than the
 //! slew limit; the failsafe, the source and the temperature follow the last valid reading; an
 //! OBD-II request goes out exactly when 500 ms passed without a broadcast and 100 ms since the
-//! last request.
+//! last request. Which OBD-II replies are readings follows the arbitration table, restated here
+//! as a reference model of its own (not the firmware's `ObdArbiter`): none while a broadcast is
+//! fresh, only within 50 ms of the gauge's request, one followed ECU (0x7E8 at once, else the
+//! lowest ID of the window when it closes), one reply per request, given up after 3 requests
+//! in a row without its answer.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -50,6 +54,82 @@ struct Model {
     last_broadcast_ms: Option<u64>,
     last_reading: Option<(u64, MilliCelsius, Source)>,
     last_request_ms: Option<u64>,
+    /// The ECU whose replies count.
+    followed: Option<u32>,
+    /// The followed ECU answered the latest request.
+    answered: bool,
+    /// Requests in a row the followed ECU left unanswered.
+    unanswered: u8,
+    /// Replies heard in the latest request's window while no ECU was followed, in order.
+    heard: Vec<(u32, MilliCelsius)>,
+}
+
+impl Model {
+    fn broadcast_fresh(&self, now: u64, t: &GaugeTiming) -> bool {
+        self.last_broadcast_ms
+            .is_some_and(|b| now - b < t.broadcast_timeout_ms)
+    }
+
+    fn in_window(&self, now: u64, t: &GaugeTiming) -> bool {
+        self.last_request_ms
+            .is_some_and(|r| now - r <= t.obd_response_window_ms)
+    }
+
+    /// An OBD-II reply: the reading it is, if the contract takes it.
+    fn reply(&mut self, now: u64, id: u32, temp: MilliCelsius, t: &GaugeTiming) -> bool {
+        if self.broadcast_fresh(now, t) || !self.in_window(now, t) {
+            return false;
+        }
+        match self.followed {
+            Some(f) => {
+                let counts = f == id && !self.answered;
+                if counts {
+                    self.answered = true;
+                    self.unanswered = 0;
+                }
+                counts
+            }
+            None if id == 0x7E8 => {
+                self.followed = Some(id);
+                self.answered = true;
+                self.unanswered = 0;
+                self.heard.clear();
+                true
+            }
+            None => {
+                self.heard.push((id, temp));
+                false
+            }
+        }
+    }
+
+    /// The window closed without a followed ECU: the lowest ID heard, its first reply.
+    fn close_window(&mut self) -> Option<MilliCelsius> {
+        if self.followed.is_some() {
+            self.heard.clear();
+            return None;
+        }
+        let lowest = self.heard.iter().map(|&(id, _)| id).min()?;
+        let (_, temp) = *self.heard.iter().find(|&&(id, _)| id == lowest)?;
+        self.heard.clear();
+        self.followed = Some(lowest);
+        self.answered = true;
+        self.unanswered = 0;
+        Some(temp)
+    }
+
+    fn request(&mut self, now: u64, t: &GaugeTiming) {
+        if self.followed.is_some() && !self.answered {
+            self.unanswered += 1;
+            if self.unanswered >= t.obd_ecu_lost_after {
+                self.followed = None;
+                self.unanswered = 0;
+            }
+        }
+        self.answered = false;
+        self.heard.clear();
+        self.last_request_ms = Some(now);
+    }
 }
 
 fuzz_target!(|input: Input| {
@@ -66,6 +146,10 @@ fuzz_target!(|input: Input| {
         last_broadcast_ms: None,
         last_reading: None,
         last_request_ms: None,
+        followed: None,
+        answered: false,
+        unanswered: 0,
+        heard: Vec::new(),
     };
     let (mut last_pulse, mut last_poll_ms) = (t.park_pulse_us, now);
 
@@ -111,10 +195,28 @@ fuzz_target!(|input: Input| {
             {
                 model.last_broadcast_ms = Some(now);
                 model.last_reading = Some((now, temp, Source::Broadcast));
-            } else if let Some(temp) = obd::parse_reply(&frame) {
-                model.last_reading = Some((now, temp, Source::Obd));
+            } else if let Some((id, temp)) = obd::parse_reply_from(&frame) {
+                if model.reply(now, id, temp, &t) {
+                    model.last_reading = Some((now, temp, Source::Obd));
+                }
             }
             continue;
+        }
+
+        // The window closes (on a later tick, or at the next request) before the poll decides.
+        let quiet_ms = now - model.last_broadcast_ms.unwrap_or(model.boot_ms);
+        let since_request = model.last_request_ms.map(|r| now - r);
+        let due = quiet_ms >= t.broadcast_timeout_ms
+            && since_request.is_none_or(|s| s >= t.obd_poll_interval_ms);
+        if !model.in_window(now, &t) || due {
+            if let Some(temp) = model.close_window() {
+                if !model.broadcast_fresh(now, &t) {
+                    model.last_reading = Some((now, temp, Source::Obd));
+                }
+            }
+        }
+        if due {
+            model.request(now, &t);
         }
 
         let out = gauge.poll(now);
@@ -154,10 +256,7 @@ fuzz_target!(|input: Input| {
         }
 
         // OBD-II polling.
-        let quiet_ms = now - model.last_broadcast_ms.unwrap_or(model.boot_ms);
-        let since_request = model.last_request_ms.map(|r| now - r);
-        let due = quiet_ms >= t.broadcast_timeout_ms
-            && since_request.is_none_or(|s| s >= t.obd_poll_interval_ms);
+        assert_eq!(gauge.followed_ecu(), model.followed, "after the poll at {now} ms");
         assert_eq!(
             out.transmit.is_some(),
             due,
@@ -166,7 +265,6 @@ fuzz_target!(|input: Input| {
         if let Some(request) = out.transmit {
             assert!(obd::is_request(&request));
             assert_eq!(request, obd::request_frame());
-            model.last_request_ms = Some(now);
         }
     }
 });

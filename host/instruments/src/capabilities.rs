@@ -63,6 +63,16 @@ pub struct EmulationStats {
     pub longest_debug_halt_ms: f64,
     /// Where the core is ("running", "sleeping in WFE at ...", a fault).
     pub state: String,
+    /// CAN frames the emulated FDCAN stored in an RX FIFO, rejected by its acceptance filters,
+    /// lost to a full FIFO, and not taken at all (controller not operating).
+    #[serde(default)]
+    pub can_frames_received: u64,
+    #[serde(default)]
+    pub can_frames_filtered: u64,
+    #[serde(default)]
+    pub can_fifo_overruns: u64,
+    #[serde(default)]
+    pub can_frames_dropped: u64,
 }
 
 /// What the rig knows about the firmware loaded into the board.

@@ -168,14 +168,23 @@ fn shipped_scenarios_pass_on_the_emulated_board() {
     let Some(_) = shipped(DIRECT_SMPS_ELF) else {
         return;
     };
-    let scenarios: Vec<PathBuf> = ["broadcast_basic", "obd_only", "stale_failsafe"]
-        .iter()
-        .map(|s| repo(&format!("scenarios/{s}.toml")))
-        .collect();
+    let scenarios: Vec<PathBuf> = [
+        "broadcast_basic",
+        "obd_only",
+        "stale_failsafe",
+        "scan_tool",
+        "several_ecus",
+        "obd_29bit",
+        "obd_response_window",
+    ]
+    .iter()
+    .map(|s| repo(&format!("scenarios/{s}.toml")))
+    .collect();
     let started = Instant::now();
     let (result, _reports) = run(&repo("rig-config/emulated.toml"), &scenarios);
     println!(
-        "3 scenarios on the emulated board in {:?}",
+        "{} scenarios on the emulated board in {:?}",
+        scenarios.len(),
         started.elapsed()
     );
     for sc in &result.report.scenarios {
@@ -202,7 +211,7 @@ fn shipped_scenarios_pass_on_the_emulated_board() {
     let rtf = em["real_time_factor"].as_f64().unwrap_or(0.0);
     assert!(rtf > 0.9, "the emulated board kept up with the bench: {em}");
     println!("report emulation: {em}");
-    assert_eq!(result.report.scenarios.len(), 3);
+    assert_eq!(result.report.scenarios.len(), scenarios.len());
 }
 
 #[test]

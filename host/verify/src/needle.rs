@@ -263,3 +263,103 @@ impl Runner<'_> {
         }
     }
 }
+
+impl Runner<'_> {
+    /// Every pulse that begins within the next `over` sits at `us` +- `tol`: the needle neither
+    /// moves nor flips between sources. Measures how many pulses were off and how often the
+    /// needle moved between consecutive pulses.
+    pub(crate) fn expect_steady(
+        &mut self,
+        us: f64,
+        tol: f64,
+        over: Duration,
+        state: &mut ScenarioState,
+    ) -> StepResult {
+        let start = Instant::now();
+        let end = start + over;
+        let mut pulses: Vec<f64> = Vec::new();
+        let mut without_signal = 0usize;
+        while Instant::now() < end {
+            if self.abort.load(Ordering::Relaxed) {
+                return StepResult::error("interrupted");
+            }
+            match self.rig.meter.capture(PULSES_PER_CAPTURE) {
+                Ok(tc) => {
+                    let c = &tc.capture;
+                    for (&h, &pulse_end) in c.high_us.iter().zip(&c.pulse_end_us) {
+                        let began = tc.started + Duration::from_secs_f64((pulse_end - h) / 1e6);
+                        if began >= start && began < end {
+                            pulses.push(h);
+                        }
+                    }
+                }
+                Err(InstrumentError::Measurement { .. }) => without_signal += 1,
+                Err(e) => {
+                    let name = self.instrument_name(Instrument::PulseMeter);
+                    return from_instrument(&name, e);
+                }
+            }
+        }
+        let off: Vec<f64> = pulses
+            .iter()
+            .copied()
+            .filter(|h| (h - us).abs() > tol)
+            .collect();
+        let moves = pulses
+            .windows(2)
+            .filter(|w| (w[1] - w[0]).abs() > STABLE_US)
+            .count();
+        let (lo, hi) = pulses
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &h| {
+                (lo.min(h), hi.max(h))
+            });
+        // The meter's back-to-back captures see most servo periods; a quarter is the least a
+        // working meter delivers, so fewer means the window was not watched.
+        let periods = ms(over) / PWM_PERIOD_MS;
+        let least = (periods / 4.0).floor().max(2.0);
+        let mut m = vec![
+            Measurement::limited(
+                "pulses_checked",
+                pulses.len() as f64,
+                "pulses",
+                Some(least),
+                None,
+            ),
+            Measurement::limited(
+                "pulses_off_target",
+                off.len() as f64,
+                "pulses",
+                None,
+                Some(0.0),
+            ),
+            Measurement::info("needle_moves", moves as f64, "changes"),
+            Measurement::limited(
+                "captures_without_signal",
+                without_signal as f64,
+                "captures",
+                None,
+                Some(0.0),
+            ),
+        ];
+        if !pulses.is_empty() {
+            m.push(Measurement::info("pulse_min", lo, "us"));
+            m.push(Measurement::info("pulse_max", hi, "us"));
+            state.set_needle(pulses.iter().sum::<f64>() / pulses.len() as f64);
+        }
+        let mut result = StepResult::judged(m);
+        if result.outcome == crate::report::Outcome::Pass {
+            return result;
+        }
+        result.message = Some(if pulses.is_empty() {
+            format!("no pulse captured in {over:?}")
+        } else {
+            format!(
+                "needle not steady at {us} +- {tol} us over {over:?}: {} of {} pulses off target ({lo:.0}..{hi:.0} us), {moves} moves, {without_signal} captures without signal",
+                off.len(),
+                pulses.len()
+            )
+        });
+        result
+    }
+}

@@ -18,8 +18,8 @@
 //! us = 1455
 //! ```
 //!
-//! Actions: `set_temperature`, `stop_sending`, `inject`, `clear_faults`, `hold`,
-//! `expect_pulse`, `expect_failsafe`, `expect_telemetry`, `expect_obd_polling`,
+//! Actions: `set_temperature`, `add_ecu`, `other_tester`, `stop_sending`, `inject`,
+//! `clear_faults`, `hold`, `expect_pulse`, `expect_steady`, `expect_failsafe`, `expect_telemetry`, `expect_obd_polling`,
 //! `power_cycle`, `reset`, `expect_supply`, `expect_boot_count`. See `scenarios/README.md`.
 
 use std::path::{Path, PathBuf};
@@ -36,6 +36,18 @@ pub enum TempSource {
     #[default]
     Broadcast,
     Obd,
+}
+
+/// How a tester addresses its OBD-II requests (ISO 15765-4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+pub enum ObdAddressing {
+    /// 11-bit: functional request 0x7DF, replies 0x7E8..0x7EF.
+    #[default]
+    #[serde(rename = "11bit")]
+    Standard11,
+    /// 29-bit: functional request 0x18DB33F1, replies 0x18DAF1xx.
+    #[serde(rename = "29bit")]
+    Extended29,
 }
 
 /// Bad traffic the rig can put on the bus.
@@ -64,8 +76,36 @@ pub enum Step {
         source: TempSource,
         #[serde(default = "default_period_ms")]
         period_ms: u64,
+        /// OBD-II only: the engine answers each request after this long...
+        #[serde(default)]
+        reply_delay_ms: u64,
+        /// ...plus up to this much more, drawn anew for each reply.
+        #[serde(default)]
+        reply_jitter_ms: u64,
     },
-    /// Stop all traffic from the rig (broadcast and OBD-II replies).
+    /// Another ECU (0x7E9..0x7EF) answers every functional PID 0x5C request with its own value.
+    AddEcu {
+        id: u16,
+        celsius: f64,
+        #[serde(default)]
+        reply_delay_ms: u64,
+        #[serde(default)]
+        reply_jitter_ms: u64,
+    },
+    /// A scan tool or data logger polls `pids` in turn, one every `period_ms`; the engine answers
+    /// each after `reply_delay_ms`, PID 0x5C with `celsius`.
+    OtherTester {
+        #[serde(default = "default_tester_pids")]
+        pids: Vec<u8>,
+        #[serde(default = "default_period_ms")]
+        period_ms: u64,
+        celsius: f64,
+        #[serde(default)]
+        addressing: ObdAddressing,
+        #[serde(default = "default_tester_reply_ms")]
+        reply_delay_ms: u64,
+    },
+    /// Stop all traffic from the rig (broadcast, OBD-II replies, other ECUs, testers, faults).
     StopSending,
     /// Add bad frames to the bus; `keep_valid = false` also stops the valid ones.
     Inject {
@@ -84,6 +124,13 @@ pub enum Step {
         us: f64,
         tolerance_us: Option<f64>,
         settle_timeout_ms: Option<u64>,
+    },
+    /// Every pulse over `over_ms` sits at `us` +- tolerance: the needle neither moves nor flips.
+    ExpectSteady {
+        us: f64,
+        tolerance_us: Option<f64>,
+        #[serde(default = "default_steady_ms")]
+        over_ms: u64,
     },
     /// The needle parks (900 us) and telemetry reports the failsafe within `within_ms` of the last valid data.
     ExpectFailsafe {
@@ -145,6 +192,16 @@ pub enum Step {
     },
 }
 
+fn default_tester_pids() -> Vec<u8> {
+    vec![0x0C, 0x5C, 0x05, 0x0D]
+}
+fn default_tester_reply_ms() -> u64 {
+    5
+}
+fn default_steady_ms() -> u64 {
+    2000
+}
+
 fn default_sweep_ms() -> u64 {
     20
 }
@@ -182,6 +239,9 @@ impl Step {
     pub fn action(&self) -> &'static str {
         match self {
             Step::SetTemperature { .. } => "set_temperature",
+            Step::AddEcu { .. } => "add_ecu",
+            Step::OtherTester { .. } => "other_tester",
+            Step::ExpectSteady { .. } => "expect_steady",
             Step::StopSending => "stop_sending",
             Step::Inject { .. } => "inject",
             Step::ClearFaults => "clear_faults",
@@ -380,8 +440,50 @@ impl Step {
         let ms = |v: Option<u64>| v.map(|v| v as f64);
         match self {
             Step::SetTemperature {
-                celsius, period_ms, ..
-            } => vec![("celsius", *celsius), ("period_ms", *period_ms as f64)],
+                celsius,
+                period_ms,
+                reply_delay_ms,
+                reply_jitter_ms,
+                ..
+            } => vec![
+                ("celsius", *celsius),
+                ("period_ms", *period_ms as f64),
+                ("reply_delay_ms", *reply_delay_ms as f64),
+                ("reply_jitter_ms", *reply_jitter_ms as f64),
+            ],
+            Step::AddEcu {
+                id,
+                celsius,
+                reply_delay_ms,
+                reply_jitter_ms,
+            } => vec![
+                ("id", f64::from(*id)),
+                ("celsius", *celsius),
+                ("reply_delay_ms", *reply_delay_ms as f64),
+                ("reply_jitter_ms", *reply_jitter_ms as f64),
+            ],
+            Step::OtherTester {
+                period_ms,
+                celsius,
+                reply_delay_ms,
+                ..
+            } => vec![
+                ("period_ms", *period_ms as f64),
+                ("celsius", *celsius),
+                ("reply_delay_ms", *reply_delay_ms as f64),
+            ],
+            Step::ExpectSteady {
+                us,
+                tolerance_us,
+                over_ms,
+            } => [
+                Some(("us", *us)),
+                opt("tolerance_us", *tolerance_us),
+                Some(("over_ms", *over_ms as f64)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             Step::Inject { rate_hz, .. } => vec![("rate_hz", f64::from(*rate_hz))],
             Step::Hold { ms } => vec![("ms", *ms as f64)],
             Step::ExpectPulse {
@@ -450,16 +552,47 @@ impl Step {
 
 /// A step's fields against their ranges and each other; the error names the key it is about.
 fn validate(step: &Step) -> Result<(), (Option<&'static str>, String)> {
-    if let Step::SetTemperature {
-        celsius,
-        source: TempSource::Obd,
-        ..
-    } = step
-    {
-        if !(-40.0..=215.0).contains(celsius) || celsius.fract() != 0.0 {
-            return Err((
+    let whole_obd_degrees = |celsius: f64| {
+        if (-40.0..=215.0).contains(&celsius) && celsius.fract() == 0.0 {
+            Ok(())
+        } else {
+            Err((
                 Some("celsius"),
                 format!("OBD-II PID 0x5C carries whole degrees -40..215 degC, not {celsius}"),
+            ))
+        }
+    };
+    match step {
+        Step::SetTemperature {
+            source: TempSource::Broadcast,
+            reply_delay_ms,
+            reply_jitter_ms,
+            ..
+        } if *reply_delay_ms != 0 || *reply_jitter_ms != 0 => {
+            let key = if *reply_delay_ms != 0 {
+                "reply_delay_ms"
+            } else {
+                "reply_jitter_ms"
+            };
+            return Err((
+                Some(key),
+                format!("{key} times the engine's OBD-II replies: it needs source = \"obd\""),
+            ));
+        }
+        Step::SetTemperature {
+            celsius,
+            source: TempSource::Obd,
+            ..
+        }
+        | Step::AddEcu { celsius, .. }
+        | Step::OtherTester { celsius, .. } => whole_obd_degrees(*celsius)?,
+        _ => {}
+    }
+    if let Step::OtherTester { pids, .. } = step {
+        if pids.is_empty() {
+            return Err((
+                Some("pids"),
+                "pids is empty: a tester polls at least one PID".into(),
             ));
         }
     }
@@ -519,7 +652,9 @@ mod tests {
             Step::SetTemperature {
                 celsius: 90.0,
                 source: TempSource::Broadcast,
-                period_ms: 100
+                period_ms: 100,
+                reply_delay_ms: 0,
+                reply_jitter_ms: 0,
             }
         );
     }
@@ -558,8 +693,28 @@ mod tests {
         vec![
             Step::SetTemperature {
                 celsius: 90.0,
-                source: TempSource::Broadcast,
+                source: TempSource::Obd,
                 period_ms: 100,
+                reply_delay_ms: 5,
+                reply_jitter_ms: 10,
+            },
+            Step::AddEcu {
+                id: 0x7E9,
+                celsius: 70.0,
+                reply_delay_ms: 2,
+                reply_jitter_ms: 20,
+            },
+            Step::OtherTester {
+                pids: vec![0x5C],
+                period_ms: 100,
+                celsius: 150.0,
+                addressing: ObdAddressing::Extended29,
+                reply_delay_ms: 5,
+            },
+            Step::ExpectSteady {
+                us: 1455.0,
+                tolerance_us: Some(4.0),
+                over_ms: 2000,
             },
             Step::Inject {
                 fault: Fault::Garbage,
@@ -663,6 +818,36 @@ mod tests {
                 "action = \"set_temperature\"\ncelsius = 20\nperiod_ms = 0\n",
                 5,
                 "set_temperature.period_ms = 0: must be 1..=10000",
+            ),
+            (
+                "action = \"set_temperature\"\ncelsius = 20\nreply_delay_ms = 60\n",
+                5,
+                "it needs source = \"obd\"",
+            ),
+            (
+                "action = \"add_ecu\"\nid = 0x7E8\ncelsius = 20\n",
+                4,
+                "add_ecu.id = 2024: must be 2025..=2031",
+            ),
+            (
+                "action = \"add_ecu\"\nid = 0x7E9\ncelsius = 20.5\n",
+                5,
+                "whole degrees -40..215 degC, not 20.5",
+            ),
+            (
+                "action = \"other_tester\"\ncelsius = 90\npids = []\n",
+                5,
+                "pids is empty",
+            ),
+            (
+                "action = \"other_tester\"\ncelsius = 90\nperiod_ms = 0\n",
+                5,
+                "other_tester.period_ms = 0",
+            ),
+            (
+                "action = \"expect_steady\"\nus = 1455\nover_ms = 50\n",
+                5,
+                "expect_steady.over_ms = 50: must be 100..=600000",
             ),
         ];
         for (step, line, words) in cases {

@@ -121,6 +121,8 @@ pub struct EmulatedBoard {
     power_cut: bool,
     /// Stats of the cores before the current one.
     finished: CpuStats,
+    /// The FDCAN counters of cores that stopped: received, filtered, overruns, dropped.
+    finished_can: [u64; 4],
     wall_us: u64,
     /// How the last core ended, when it did not simply stop (lock-up, fault).
     pub last_stop: Option<String>,
@@ -153,6 +155,15 @@ fn counted_from_now(mut bank1: FlashModel) -> FlashModel {
     bank1
 }
 
+fn add_can(total: &mut [u64; 4], f: &crate::devices::fdcan::Fdcan) {
+    for (t, n) in total
+        .iter_mut()
+        .zip([f.received, f.filtered, f.overruns, f.dropped])
+    {
+        *t += n;
+    }
+}
+
 fn add_stats(a: &mut CpuStats, b: &CpuStats) {
     a.instructions += b.instructions;
     a.virtual_ps += b.virtual_ps;
@@ -182,6 +193,7 @@ impl EmulatedBoard {
             last_tick_us: 0,
             power_cut: false,
             finished: CpuStats::default(),
+            finished_can: [0; 4],
             wall_us: 0,
             last_stop: None,
             tick_budget: TICK_BUDGET,
@@ -237,6 +249,7 @@ impl EmulatedBoard {
             self.bank2 = std::mem::replace(&mut core.soc_mut().bank2.flash, empty_flash());
             self.bank1 = std::mem::replace(&mut core.soc_mut().bank1.flash, empty_flash());
             add_stats(&mut self.finished, &core.stats);
+            add_can(&mut self.finished_can, &core.soc().fdcan);
             self.wall_us += self.last_tick_us.saturating_sub(self.epoch_us);
             self.state = State::Stopped;
             if self.bank1.bytes_written + self.bank1.erases > 0 {
@@ -416,11 +429,13 @@ impl EmulatedBoard {
     /// Totals over every core since the board was made.
     pub fn stats(&self) -> EmulationStats {
         let mut total = self.finished;
+        let mut can = self.finished_can;
         let mut wall_us = self.wall_us;
         let mut lag_ms = 0.0;
         let state = match &self.state {
             State::Running(core) => {
                 add_stats(&mut total, &core.stats);
+                add_can(&mut can, &core.soc().fdcan);
                 let elapsed = self.last_tick_us.saturating_sub(self.epoch_us);
                 wall_us += elapsed;
                 lag_ms = (elapsed as f64 * 1e6 - core.now_ps() as f64).max(0.0) / 1e9;
@@ -458,6 +473,10 @@ impl EmulatedBoard {
             debug_halted_ms: total.debug_halted_ps as f64 / 1e9,
             longest_debug_halt_ms: total.longest_debug_halt_ps as f64 / 1e9,
             state,
+            can_frames_received: can[0],
+            can_frames_filtered: can[1],
+            can_fifo_overruns: can[2],
+            can_frames_dropped: can[3],
         }
     }
 

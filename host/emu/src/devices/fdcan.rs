@@ -74,8 +74,14 @@ pub struct Fdcan {
     last_arrival_ps: u64,
     /// Frames this node transmitted, for the bench.
     pub tx_out: Vec<CanFrame>,
+    /// Frames stored in an RX FIFO.
     pub received: u64,
+    /// Frames the controller did not take: not operating (init, bus-off) or no FIFO configured.
     pub dropped: u64,
+    /// Frames the acceptance filters rejected (a filter element or the global filter).
+    pub filtered: u64,
+    /// Frames lost to a full RX FIFO: the firmware did not read in time.
+    pub overruns: u64,
 }
 
 /// Bits of a classic data frame with `len` data bytes, before stuffing (SOF .. EOF + IFS).
@@ -102,6 +108,8 @@ impl Fdcan {
             tx_out: Vec::new(),
             received: 0,
             dropped: 0,
+            filtered: 0,
+            overruns: 0,
         }
     }
 
@@ -244,6 +252,7 @@ impl Fdcan {
                 continue;
             }
             let Accept::Fifo { fifo, filter } = self.accept(&frame) else {
+                self.filtered += 1;
                 continue;
             };
             let (start, size, element) = self.fifo_config(fifo);
@@ -256,7 +265,7 @@ impl Fdcan {
                 // FIFO full (blocking mode): the frame is lost.
                 q.lost = true;
                 self.regs[F_IR] |= 1 << (4 * fifo + 3);
-                self.dropped += 1;
+                self.overruns += 1;
                 continue;
             }
             let put = (q.get + q.fill) % size;

@@ -103,6 +103,10 @@ pub fn cli(args: RunArgs) -> ExitCode {
                     "emulated board: {} instructions, {:.1} emulated s in {:.1} bench s (real-time factor {:.3}), {:.1} M instructions/s, {:.1}x faster than real time when busy",
                     em.instructions, em.virtual_s, em.wall_s, em.real_time_factor, em.instructions_per_s / 1e6, em.speed_factor
                 );
+                println!(
+                    "emulated FDCAN: {} frames into the RX FIFO, {} rejected by the acceptance filters, {} lost to a full FIFO, {} not taken (controller not operating)",
+                    em.can_frames_received, em.can_frames_filtered, em.can_fifo_overruns, em.can_frames_dropped
+                );
             }
             if let Some(e) = &result.report.error {
                 eprintln!("error: {e}");

@@ -249,6 +249,7 @@ impl Runner<'_> {
             p.celsius,
             TempSource::Broadcast,
             Duration::from_millis(100),
+            crate::ecu::ReplyTiming::default(),
         ) {
             return StepResult::error(e);
         }

@@ -8,6 +8,7 @@ use std::{
 };
 
 use crate::{
+    ecu::{OtherEcu, ReplyTiming, Tester},
     report::{Measurement, Outcome, ScenarioReport, SettleSummary, StepReport},
     scenario::{Scenario, Step},
 };
@@ -117,11 +118,14 @@ impl Runner<'_> {
                 celsius,
                 source,
                 period_ms,
+                reply_delay_ms,
+                reply_jitter_ms,
             } => {
                 match self.rig.ecu.set_temperature(
                     *celsius,
                     *source,
                     Duration::from_millis(*period_ms),
+                    ReplyTiming::from_ms(*reply_delay_ms, *reply_jitter_ms),
                 ) {
                     Ok(()) => {
                         state.pending_setpoint = Some(state.last_pulse_us);
@@ -130,6 +134,45 @@ impl Runner<'_> {
                     Err(e) => StepResult::error(e),
                 }
             }
+            Step::AddEcu {
+                id,
+                celsius,
+                reply_delay_ms,
+                reply_jitter_ms,
+            } => match self.rig.ecu.add_ecu(OtherEcu {
+                id: *id,
+                celsius: celsius.round() as i32,
+                timing: ReplyTiming::from_ms(*reply_delay_ms, *reply_jitter_ms),
+            }) {
+                Ok(()) => StepResult::pass(),
+                Err(e) => StepResult::error(e),
+            },
+            Step::OtherTester {
+                pids,
+                period_ms,
+                celsius,
+                addressing,
+                reply_delay_ms,
+            } => match self.rig.ecu.start_tester(Tester {
+                pids: pids.clone(),
+                period: Duration::from_millis(*period_ms),
+                celsius: celsius.round() as i32,
+                addressing: *addressing,
+                reply_delay: Duration::from_millis(*reply_delay_ms),
+            }) {
+                Ok(()) => StepResult::pass(),
+                Err(e) => StepResult::error(e),
+            },
+            Step::ExpectSteady {
+                us,
+                tolerance_us,
+                over_ms,
+            } => self.expect_steady(
+                *us,
+                tolerance_us.unwrap_or(d.tolerance_us),
+                Duration::from_millis(*over_ms),
+                state,
+            ),
             Step::StopSending => {
                 self.rig.ecu.stop_sending();
                 StepResult::pass()
@@ -148,10 +191,16 @@ impl Runner<'_> {
             }
             Step::Hold { ms: hold } => {
                 self.sleep(Duration::from_millis(*hold));
-                let (valid, faults) = self.rig.ecu.frames_sent();
+                let sent = self.rig.ecu.frames_sent();
                 StepResult::judged(vec![
-                    Measurement::info("valid_frames_sent_total", valid as f64, "frames"),
-                    Measurement::info("fault_frames_sent_total", faults as f64, "frames"),
+                    Measurement::info("valid_frames_sent_total", sent.valid as f64, "frames"),
+                    Measurement::info("fault_frames_sent_total", sent.faults as f64, "frames"),
+                    Measurement::info("tester_frames_sent_total", sent.tester as f64, "frames"),
+                    Measurement::info(
+                        "other_ecu_frames_sent_total",
+                        sent.other_ecus as f64,
+                        "frames",
+                    ),
                 ])
             }
             Step::ExpectPulse {

@@ -1,5 +1,10 @@
 //! The rig's stand-in for the car: sends the oil-temperature broadcast, answers the gauge's
-//! OBD-II requests and injects bad traffic, through whichever CAN adapter the rig has.
+//! OBD-II requests, plays the rest of a car's bus (another tester, further ECUs) and injects bad
+//! traffic, through whichever CAN adapter the rig has.
+
+mod car_traffic;
+
+pub use car_traffic::{OtherEcu, ReplyTiming, Tester};
 
 use std::{
     collections::VecDeque,
@@ -21,7 +26,7 @@ use rig_instruments::CanAdapter;
 
 /// A value faults carry so that accepting one would visibly move the needle (150 degC -> full scale).
 const TEMPTING_CELSIUS: i32 = 150;
-const ECU_REPLY_ID: u16 = 0x7E8;
+const ECU_REPLY_ID: u16 = car_traffic::ENGINE_REPLY_11BIT;
 
 #[derive(Clone, Debug)]
 struct ValidTraffic {
@@ -29,6 +34,8 @@ struct ValidTraffic {
     celsius: f64,
     frame: Option<CanFrame>,
     period: Duration,
+    /// When the engine answers an OBD-II request.
+    reply: ReplyTiming,
 }
 
 #[derive(Clone, Debug)]
@@ -38,10 +45,41 @@ struct FaultTraffic {
     keep_valid: bool,
 }
 
+/// Which traffic a frame the rig sends belongs to (each is counted apart).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// The set-point: broadcast frames and the engine's replies to the gauge.
+    Valid,
+    Fault,
+    Tester,
+    OtherEcu,
+}
+
+/// A frame due at a time (a delayed reply).
+#[derive(Clone, Copy, Debug)]
+struct Scheduled {
+    at: Instant,
+    frame: CanFrame,
+    kind: Kind,
+}
+
+/// Frames the rig sent, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FramesSent {
+    pub valid: u64,
+    pub faults: u64,
+    pub tester: u64,
+    pub other_ecus: u64,
+}
+
 #[derive(Default)]
 struct State {
     valid: Option<ValidTraffic>,
     fault: Option<FaultTraffic>,
+    other_ecus: Vec<OtherEcu>,
+    tester: Option<Tester>,
+    next_tester: Option<Instant>,
+    scheduled: Vec<Scheduled>,
     next_broadcast: Option<Instant>,
     next_fault: Option<Instant>,
     /// A new set-point waits for its first frame on the bus.
@@ -49,8 +87,7 @@ struct State {
     setpoint_sent_at: Option<Instant>,
     last_valid_sent_at: Option<Instant>,
     obd_requests: Vec<Instant>,
-    frames_sent: u64,
-    fault_frames_sent: u64,
+    sent: FramesSent,
     error: Option<String>,
     /// Every frame the adapter sent or received, newest last (bounded): a failed scenario's
     /// CAN log (`evidence`).
@@ -118,6 +155,7 @@ impl Ecu {
         celsius: f64,
         source: TempSource,
         period: Duration,
+        reply: ReplyTiming,
     ) -> Result<(), String> {
         let frame = match source {
             TempSource::Broadcast => Some(self.encoder.encode(celsius)?),
@@ -133,6 +171,7 @@ impl Ecu {
             celsius,
             frame,
             period,
+            reply,
         });
         s.next_broadcast = Some(Instant::now());
         s.setpoint_pending = true;
@@ -144,6 +183,35 @@ impl Ecu {
         let mut s = lock(&self.state);
         s.valid = None;
         s.fault = None;
+        s.other_ecus.clear();
+        s.tester = None;
+        s.scheduled.clear();
+    }
+
+    /// Another ECU answers each of the gauge's oil-temperature requests from now on (replacing
+    /// one with the same ID).
+    pub fn add_ecu(&self, ecu: OtherEcu) -> Result<(), String> {
+        car_traffic::other_ecu_reply(&ecu).ok_or_else(|| {
+            format!(
+                "ECU {:#x}: {} degC is outside OBD-II's -40..215",
+                ecu.id, ecu.celsius
+            )
+        })?;
+        let mut s = lock(&self.state);
+        s.other_ecus.retain(|e| e.id != ecu.id);
+        s.other_ecus.push(ecu);
+        Ok(())
+    }
+
+    /// A tester polls from now on (replacing any earlier one); its first request goes out at once.
+    pub fn start_tester(&self, tester: Tester) -> Result<(), String> {
+        tester
+            .request(0)
+            .ok_or("a tester needs at least one PID to poll")?;
+        let mut s = lock(&self.state);
+        s.tester = Some(tester);
+        s.next_tester = Some(Instant::now());
+        Ok(())
     }
 
     pub fn inject(&self, fault: Fault, rate_hz: u32, keep_valid: bool) {
@@ -179,9 +247,8 @@ impl Ecu {
             .collect()
     }
 
-    pub fn frames_sent(&self) -> (u64, u64) {
-        let s = lock(&self.state);
-        (s.frames_sent, s.fault_frames_sent)
+    pub fn frames_sent(&self) -> FramesSent {
+        lock(&self.state).sent
     }
 
     /// The frames sent and received since `since` (as far back as the log goes).
@@ -292,7 +359,9 @@ fn run(
     enc: &OilTempEncoder,
 ) {
     let mut rng = XorShift(0x1234_5678);
+    let mut timing_rng = XorShift(0x9E37_79B9);
     let mut fault_n = 0u64;
+    let mut tester_n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let received = match adapter.recv(Duration::from_millis(2)) {
             Ok(f) => f,
@@ -303,7 +372,7 @@ fn run(
             }
         };
         let now = Instant::now();
-        let mut to_send: Vec<(CanFrame, bool)> = Vec::new();
+        let mut to_send: Vec<(CanFrame, Kind)> = Vec::new();
         {
             let mut s = lock(state);
             let valid_allowed = s.fault.as_ref().is_none_or(|f| f.keep_valid);
@@ -314,6 +383,7 @@ fn run(
                     if s.obd_requests.len() > 10_000 {
                         s.obd_requests.drain(..5_000);
                     }
+                    let mut replies: Vec<(CanFrame, ReplyTiming, Kind)> = Vec::new();
                     if let Some(v) = s
                         .valid
                         .as_ref()
@@ -321,12 +391,49 @@ fn run(
                     {
                         if let Some(p) = obd::reply_payload(v.celsius.round() as i32) {
                             if let Some(f) = CanFrame::standard(ECU_REPLY_ID, &p) {
-                                to_send.push((f, true));
+                                replies.push((f, v.reply, Kind::Valid));
                             }
+                        }
+                    }
+                    for ecu in &s.other_ecus {
+                        if let Some(f) = car_traffic::other_ecu_reply(ecu) {
+                            replies.push((f, ecu.timing, Kind::OtherEcu));
+                        }
+                    }
+                    for (frame, timing, kind) in replies {
+                        let delay = timing.draw(timing_rng.next());
+                        if delay.is_zero() {
+                            to_send.push((frame, kind));
+                        } else {
+                            s.scheduled.push(Scheduled {
+                                at: now + delay,
+                                frame,
+                                kind,
+                            });
                         }
                     }
                 }
             }
+            if let Some(t) = s.tester.clone() {
+                if s.next_tester.is_none_or(|at| now >= at) {
+                    if let Some(req) = t.request(tester_n) {
+                        to_send.push((req, Kind::Tester));
+                        if let Some(reply) = t.engine_reply(req.data[2]) {
+                            s.scheduled.push(Scheduled {
+                                at: now + t.reply_delay,
+                                frame: reply,
+                                kind: Kind::Tester,
+                            });
+                        }
+                    }
+                    tester_n += 1;
+                    s.next_tester = Some(now + t.period);
+                }
+            }
+            // Delayed replies that are due, oldest first.
+            s.scheduled.sort_by_key(|d| d.at);
+            let due = s.scheduled.partition_point(|d| d.at <= now);
+            to_send.extend(s.scheduled.drain(..due).map(|d| (d.frame, d.kind)));
             if let Some(v) = s
                 .valid
                 .clone()
@@ -334,35 +441,38 @@ fn run(
             {
                 if s.next_broadcast.is_none_or(|t| now >= t) {
                     if let Some(f) = v.frame {
-                        to_send.push((f, true));
+                        to_send.push((f, Kind::Valid));
                     }
                     s.next_broadcast = Some(now + v.period);
                 }
             }
             if let Some(f) = s.fault.clone() {
                 if s.next_fault.is_none_or(|t| now >= t) {
-                    to_send.push((fault_frame(f.fault, fault_n, &mut rng, enc), false));
+                    to_send.push((fault_frame(f.fault, fault_n, &mut rng, enc), Kind::Fault));
                     fault_n += 1;
                     s.next_fault = Some(now + f.period);
                 }
             }
         }
-        for (frame, valid) in to_send {
+        for (frame, kind) in to_send {
             let result = adapter.send(&frame);
             let mut s = lock(state);
             match result {
                 Ok(()) => {
                     record(&mut s, frame);
                     let t = Instant::now();
-                    if valid {
-                        s.frames_sent += 1;
-                        s.last_valid_sent_at = Some(t);
-                        if s.setpoint_pending {
-                            s.setpoint_pending = false;
-                            s.setpoint_sent_at = Some(t);
+                    match kind {
+                        Kind::Valid => {
+                            s.sent.valid += 1;
+                            s.last_valid_sent_at = Some(t);
+                            if s.setpoint_pending {
+                                s.setpoint_pending = false;
+                                s.setpoint_sent_at = Some(t);
+                            }
                         }
-                    } else {
-                        s.fault_frames_sent += 1;
+                        Kind::Fault => s.sent.faults += 1,
+                        Kind::Tester => s.sent.tester += 1,
+                        Kind::OtherEcu => s.sent.other_ecus += 1,
                     }
                 }
                 Err(e) => s.error = Some(e.to_string()),
