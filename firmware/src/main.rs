@@ -291,6 +291,7 @@ async fn main(_spawner: Spawner) {
                     pwr_cr3: pac::PWR.cr3().read().0,
                     boot_count,
                     failsafe: out.failsafe,
+                    broadcasts: Some(gauge.broadcasts()),
                 });
             }
         }

@@ -74,6 +74,8 @@ pub struct Gauge {
     layout: SignalLayout,
     boot_ms: u64,
     last_broadcast_ms: Option<u64>,
+    /// Valid broadcast frames taken since boot (wrapping), for the status line.
+    broadcasts: u32,
     last_reading_ms: Option<u64>,
     last_poll_ms: Option<u64>,
     obd: ObdArbiter,
@@ -93,6 +95,7 @@ impl Gauge {
             layout: OIL_TEMP_SIGNAL,
             boot_ms: now_ms,
             last_broadcast_ms: None,
+            broadcasts: 0,
             last_reading_ms: None,
             last_poll_ms: None,
             obd: ObdArbiter::new(timing.obd_response_window_ms, timing.obd_ecu_lost_after),
@@ -109,6 +112,7 @@ impl Gauge {
     pub fn on_frame(&mut self, now_ms: u64, frame: &CanFrame) {
         if let BroadcastReading::Temperature(t) = decode_broadcast(&self.layout, frame) {
             self.last_broadcast_ms = Some(now_ms);
+            self.broadcasts = self.broadcasts.wrapping_add(1);
             self.accept(now_ms, t, Source::Broadcast);
         } else if let Some((ecu, t)) = obd::parse_reply_from(frame) {
             if self.broadcast_fresh(now_ms) {
@@ -192,6 +196,11 @@ impl Gauge {
 
     pub fn pulse_us(&self) -> u16 {
         self.pulse_us
+    }
+
+    /// Valid broadcast frames taken since boot, wrapping at 2^32 (the status line's `bc=`).
+    pub fn broadcasts(&self) -> u32 {
+        self.broadcasts
     }
 
     pub fn failsafe(&self) -> bool {
@@ -377,5 +386,9 @@ mod tests {
         let out = g.poll(10);
         assert!(out.failsafe);
         assert_eq!(g.temperature(), None);
+        assert_eq!(g.broadcasts(), 0, "none of them is a valid broadcast");
+        g.on_frame(20, &bcast(90));
+        g.on_frame(30, &bcast(91));
+        assert_eq!(g.broadcasts(), 2);
     }
 }

@@ -31,6 +31,7 @@
 //! | The followed ECU misses 3 requests in a row | Given up; the next window chooses again (one change of value) | One lost reply is a busy bus, three are an ECU that is gone; a real reading beats parking |
 //! | 29-bit OBD-II (0x18DB33F1 requests, 0x18DAF1xx replies) | Never a reading: the gauge asks and listens in 11-bit only (the FDCAN drops extended frames) | A car answers in the addressing it was asked in; a car with 29-bit OBD-II only leaves the gauge on the broadcast or parked |
 //! | No valid reading for 1000 ms | Failsafe (table above) | Whatever the source |
+//! | Other IDs on the bus, standard or extended, at any load | Never reach the firmware: the board's FDCAN acceptance filters store only 0x156 and 0x7E8..0x7EF (one ID/mask pair) in RX FIFO 0 and reject the rest, extended and remote frames included | A loaded bus (3,000+ frames/s at 80 %) then costs the firmware nothing, and no other ID can fill the FIFO ahead of the broadcast; gauge-logic still checks every frame it gets |
 #![no_std]
 
 pub mod arbitration;

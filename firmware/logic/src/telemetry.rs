@@ -3,9 +3,12 @@
 //! Format (ASCII, fields separated by one space, terminated by `\r\n`):
 //!
 //! ```text
-//! GAUGE/1 up=<ms since boot> temp=<degC, 1 decimal | none> src=<bcast|obd|none> pw=<us> cr3=0x<8 hex> boots=<n> fs=<0|1>
-//! GAUGE/1 up=12000 temp=90.0 src=bcast pw=1455 cr3=0x00000004 boots=7 fs=0
+//! GAUGE/1 up=<ms since boot> temp=<degC, 1 decimal | none> src=<bcast|obd|none> pw=<us> cr3=0x<8 hex> boots=<n> fs=<0|1> [bc=<n>]
+//! GAUGE/1 up=12000 temp=90.0 src=bcast pw=1455 cr3=0x00000004 boots=7 fs=0 bc=1180
 //! ```
+//!
+//! `bc` (optional, newer firmware) counts the valid broadcast frames the gauge took since boot
+//! (wrapping at 2^32): against the frames the rig sent, it tells frames lost on the way.
 //!
 //! Unknown `key=value` fields are ignored by the parser so the format can grow.
 
@@ -28,6 +31,8 @@ pub struct StatusLine {
     pub pwr_cr3: u32,
     pub boot_count: u32,
     pub failsafe: bool,
+    /// Valid broadcast frames taken since boot; `None` from firmware that does not say.
+    pub broadcasts: Option<u32>,
 }
 
 impl fmt::Display for StatusLine {
@@ -55,7 +60,11 @@ impl fmt::Display for StatusLine {
             self.pwr_cr3,
             self.boot_count,
             u8::from(self.failsafe)
-        )
+        )?;
+        match self.broadcasts {
+            Some(n) => write!(f, " bc={n}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -111,8 +120,8 @@ impl StatusLine {
         if fields.next() != Some(PREFIX) {
             return Err(ParseError::NotAStatusLine);
         }
-        let (mut up, mut temp, mut src, mut pw, mut cr3, mut boots, mut fs) =
-            (None, None, None, None, None, None, None);
+        let (mut up, mut temp, mut src, mut pw, mut cr3, mut boots, mut fs, mut bc) =
+            (None, None, None, None, None, None, None, None);
         for field in fields {
             let Some((k, v)) = field.split_once('=') else {
                 continue;
@@ -148,6 +157,7 @@ impl StatusLine {
                         _ => return Err(ParseError::BadValue("fs")),
                     })
                 }
+                "bc" => bc = Some(v.parse::<u32>().map_err(|_| ParseError::BadValue("bc"))?),
                 _ => {}
             }
         }
@@ -159,6 +169,7 @@ impl StatusLine {
             pwr_cr3: cr3.ok_or(ParseError::Missing("cr3"))?,
             boot_count: boots.ok_or(ParseError::Missing("boots"))?,
             failsafe: fs.ok_or(ParseError::Missing("fs"))?,
+            broadcasts: bc,
         })
     }
 }
@@ -179,6 +190,7 @@ mod tests {
             pwr_cr3: 0x0000_0004,
             boot_count: 7,
             failsafe: false,
+            broadcasts: None,
         }
     }
 
@@ -195,6 +207,21 @@ mod tests {
         assert_eq!(
             line(Some(-250)).to_string().split(' ').nth(2),
             Some("temp=-0.3")
+        );
+    }
+
+    #[test]
+    fn the_broadcast_count_is_optional_and_round_trips() {
+        let l = StatusLine {
+            broadcasts: Some(1180),
+            ..line(Some(90_000))
+        };
+        let text = l.to_string();
+        assert!(text.ends_with(" fs=0 bc=1180"), "{text}");
+        assert_eq!(StatusLine::parse(&text), Ok(l));
+        assert_eq!(
+            StatusLine::parse("GAUGE/1 up=1 temp=none src=none pw=900 cr3=0x4 boots=1 fs=1 bc=x"),
+            Err(ParseError::BadValue("bc"))
         );
     }
 

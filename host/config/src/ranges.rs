@@ -167,6 +167,24 @@ pub const SCENARIO_RANGES: &[FieldRange] = &[
         "ISO 15765-4 gives an ECU 50 ms (P2CAN) to answer",
     ),
     r(
+        "bus_load.percent",
+        0.0,
+        90.0,
+        "share of the 500 kbit/s bus; above 90 % the gauge's own frames hardly get on",
+    ),
+    r(
+        "expect_broadcast_received.over_ms",
+        2_100.0,
+        600_000.0,
+        "two status lines (one a second) apart at least; longer than 10 minutes: split the scenario",
+    ),
+    r(
+        "expect_broadcast_received.max_lost",
+        0.0,
+        1_000_000.0,
+        "frames the gauge may miss in the window",
+    ),
+    r(
         "inject.rate_hz",
         1.0,
         2_000.0,

@@ -20,8 +20,8 @@ fuzz_target!(|data: &[u8]| {
 
     // The same bytes as the values of a line the firmware formats.
     let mut u = Unstructured::new(data);
-    let Ok((uptime_ms, temp, source, pulse_us, pwr_cr3, boot_count, failsafe)) =
-        <(u64, Option<i32>, u8, u16, u32, u32, bool)>::arbitrary(&mut u)
+    let Ok((uptime_ms, temp, source, pulse_us, pwr_cr3, boot_count, failsafe, broadcasts)) =
+        <(u64, Option<i32>, u8, u16, u32, u32, bool, Option<u32>)>::arbitrary(&mut u)
     else {
         return;
     };
@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
         pwr_cr3,
         boot_count,
         failsafe,
+        broadcasts,
     };
     let printed = format!("{line}\r\n");
     // On the wire the temperature is rounded to 0.1 degC, half away from zero.

@@ -176,6 +176,7 @@ fn shipped_scenarios_pass_on_the_emulated_board() {
         "several_ecus",
         "obd_29bit",
         "obd_response_window",
+        "fdcan/bus_load",
     ]
     .iter()
     .map(|s| repo(&format!("scenarios/{s}.toml")))
@@ -208,6 +209,14 @@ fn shipped_scenarios_pass_on_the_emulated_board() {
         em["instructions"].as_u64().is_some_and(|n| n > 100_000),
         "{em}"
     );
+    // The acceptance filters kept the load frames out of the RX FIFO, and none was lost there.
+    assert!(
+        em["can_frames_filtered"]
+            .as_u64()
+            .is_some_and(|n| n > 10_000),
+        "{em}"
+    );
+    assert_eq!(em["can_fifo_overruns"].as_u64(), Some(0), "{em}");
     let rtf = em["real_time_factor"].as_f64().unwrap_or(0.0);
     assert!(rtf > 0.9, "the emulated board kept up with the bench: {em}");
     println!("report emulation: {em}");

@@ -1,4 +1,6 @@
-//! One test per shipped scenario file, on the rig named by `GAUGE_RIG` (default: the simulated bench).
+//! One test per shipped scenario file (those for an FDCAN board in `scenarios/fdcan/` too:
+//! the logic board has no FDCAN, so there they test the rig's traffic and gauge-logic), on the
+//! simulated bench.
 
 mod common;
 
@@ -11,6 +13,7 @@ use rstest::rstest;
 fn shipped_scenario_passes(
     #[base_dir = "${CARGO_MANIFEST_DIR}/../../scenarios"]
     #[files("*.toml")]
+    #[files("fdcan/*.toml")]
     path: PathBuf,
 ) {
     let (result, _reports) = common::run(

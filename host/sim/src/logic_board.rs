@@ -273,6 +273,7 @@ impl SimulatedTarget for LogicBoard {
                 pwr_cr3: self.pwr.cr3,
                 boot_count: run.boot_count,
                 failsafe: out.failsafe,
+                broadcasts: Some(run.gauge.broadcasts()),
             };
             io.uart_tx
                 .extend_from_slice(format!("{line}\r\n").as_bytes());

@@ -105,7 +105,20 @@ pub enum Step {
         #[serde(default = "default_tester_reply_ms")]
         reply_delay_ms: u64,
     },
-    /// Stop all traffic from the rig (broadcast, OBD-II replies, other ECUs, testers, faults).
+    /// Other ECUs' periodic frames fill `percent` of the 500 kbit/s bus (IDs below and above
+    /// the broadcast's); 0 ends the load.
+    BusLoad {
+        percent: u32,
+    },
+    /// Over `over_ms`, the gauge takes every broadcast frame the rig sent (its status line's
+    /// `bc=` count against the frames sent), losing at most `max_lost`.
+    ExpectBroadcastReceived {
+        #[serde(default = "default_broadcast_window_ms")]
+        over_ms: u64,
+        #[serde(default)]
+        max_lost: u64,
+    },
+    /// Stop all traffic from the rig (broadcast, OBD-II replies, other ECUs, testers, faults, load).
     StopSending,
     /// Add bad frames to the bus; `keep_valid = false` also stops the valid ones.
     Inject {
@@ -202,6 +215,10 @@ fn default_steady_ms() -> u64 {
     2000
 }
 
+fn default_broadcast_window_ms() -> u64 {
+    3000
+}
+
 fn default_sweep_ms() -> u64 {
     20
 }
@@ -241,6 +258,8 @@ impl Step {
             Step::SetTemperature { .. } => "set_temperature",
             Step::AddEcu { .. } => "add_ecu",
             Step::OtherTester { .. } => "other_tester",
+            Step::BusLoad { .. } => "bus_load",
+            Step::ExpectBroadcastReceived { .. } => "expect_broadcast_received",
             Step::ExpectSteady { .. } => "expect_steady",
             Step::StopSending => "stop_sending",
             Step::Inject { .. } => "inject",
@@ -472,6 +491,10 @@ impl Step {
                 ("celsius", *celsius),
                 ("reply_delay_ms", *reply_delay_ms as f64),
             ],
+            Step::BusLoad { percent } => vec![("percent", f64::from(*percent))],
+            Step::ExpectBroadcastReceived { over_ms, max_lost } => {
+                vec![("over_ms", *over_ms as f64), ("max_lost", *max_lost as f64)]
+            }
             Step::ExpectSteady {
                 us,
                 tolerance_us,
@@ -715,6 +738,11 @@ mod tests {
                 us: 1455.0,
                 tolerance_us: Some(4.0),
                 over_ms: 2000,
+            },
+            Step::BusLoad { percent: 60 },
+            Step::ExpectBroadcastReceived {
+                over_ms: 3000,
+                max_lost: 0,
             },
             Step::Inject {
                 fault: Fault::Garbage,

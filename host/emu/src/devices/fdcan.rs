@@ -84,10 +84,9 @@ pub struct Fdcan {
     pub overruns: u64,
 }
 
-/// Bits of a classic data frame with `len` data bytes, before stuffing (SOF .. EOF + IFS).
+/// Bit times of a frame on the bus, stuff bits and interframe space included.
 fn frame_bits(f: &CanFrame) -> u64 {
-    let header = if f.extended { 67 } else { 47 };
-    header + 8 * u64::from(f.len.min(8))
+    u64::from(f.bits_on_wire())
 }
 
 impl Fdcan {

@@ -2,8 +2,10 @@
 //! OBD-II requests, plays the rest of a car's bus (another tester, further ECUs) and injects bad
 //! traffic, through whichever CAN adapter the rig has.
 
+mod bus_load;
 mod car_traffic;
 
+pub use bus_load::{BusLoad, BUS_BIT_RATE, LOAD_IDS};
 pub use car_traffic::{OtherEcu, ReplyTiming, Tester};
 
 use std::{
@@ -48,11 +50,13 @@ struct FaultTraffic {
 /// Which traffic a frame the rig sends belongs to (each is counted apart).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
-    /// The set-point: broadcast frames and the engine's replies to the gauge.
+    /// The set-point: the engine's replies to the gauge, and broadcast frames.
     Valid,
+    Broadcast,
     Fault,
     Tester,
     OtherEcu,
+    Load,
 }
 
 /// A frame due at a time (a delayed reply).
@@ -70,6 +74,9 @@ pub struct FramesSent {
     pub faults: u64,
     pub tester: u64,
     pub other_ecus: u64,
+    /// Bus-load frames, and the bits they took on the wire.
+    pub load: u64,
+    pub load_bits: u64,
 }
 
 #[derive(Default)]
@@ -79,6 +86,9 @@ struct State {
     other_ecus: Vec<OtherEcu>,
     tester: Option<Tester>,
     next_tester: Option<Instant>,
+    load: Option<BusLoad>,
+    /// When each broadcast frame went out, newest last (bounded).
+    broadcasts_sent: VecDeque<Instant>,
     scheduled: Vec<Scheduled>,
     next_broadcast: Option<Instant>,
     next_fault: Option<Instant>,
@@ -100,6 +110,9 @@ pub struct Traffic {
     pub at: SystemTime,
     pub frame: CanFrame,
 }
+
+/// Broadcast send times kept.
+const BROADCASTS_KEPT: usize = 12_000;
 
 /// Frames kept: about 4 minutes of the 100 Hz broadcast with the gauge's requests.
 const TRAFFIC_KEPT: usize = 50_000;
@@ -185,7 +198,28 @@ impl Ecu {
         s.fault = None;
         s.other_ecus.clear();
         s.tester = None;
+        s.load = None;
         s.scheduled.clear();
+    }
+
+    /// Fills `percent` of the bus with other ECUs' frames from now on; 0 ends the load.
+    pub fn set_bus_load(&self, percent: u32) {
+        lock(&self.state).load = (percent > 0).then(|| BusLoad::new(percent, Instant::now()));
+    }
+
+    /// The bus load the rig is asked to keep up, percent (0: none).
+    pub fn bus_load_percent(&self) -> u32 {
+        lock(&self.state).load.as_ref().map_or(0, |l| l.percent)
+    }
+
+    /// Broadcast frames sent within `from..=to` (as far back as the log goes: about two
+    /// minutes of a 100 Hz broadcast).
+    pub fn broadcasts_sent_between(&self, from: Instant, to: Instant) -> u64 {
+        lock(&self.state)
+            .broadcasts_sent
+            .iter()
+            .filter(|t| (from..=to).contains(*t))
+            .count() as u64
     }
 
     /// Another ECU answers each of the gauge's oil-temperature requests from now on (replacing
@@ -441,10 +475,13 @@ fn run(
             {
                 if s.next_broadcast.is_none_or(|t| now >= t) {
                     if let Some(f) = v.frame {
-                        to_send.push((f, Kind::Valid));
+                        to_send.push((f, Kind::Broadcast));
                     }
                     s.next_broadcast = Some(now + v.period);
                 }
+            }
+            if let Some(load) = s.load.as_mut() {
+                to_send.extend(load.due(now).into_iter().map(|f| (f, Kind::Load)));
             }
             if let Some(f) = s.fault.clone() {
                 if s.next_fault.is_none_or(|t| now >= t) {
@@ -462,9 +499,15 @@ fn run(
                     record(&mut s, frame);
                     let t = Instant::now();
                     match kind {
-                        Kind::Valid => {
+                        Kind::Valid | Kind::Broadcast => {
                             s.sent.valid += 1;
                             s.last_valid_sent_at = Some(t);
+                            if kind == Kind::Broadcast {
+                                if s.broadcasts_sent.len() >= BROADCASTS_KEPT {
+                                    s.broadcasts_sent.pop_front();
+                                }
+                                s.broadcasts_sent.push_back(t);
+                            }
                             if s.setpoint_pending {
                                 s.setpoint_pending = false;
                                 s.setpoint_sent_at = Some(t);
@@ -473,6 +516,10 @@ fn run(
                         Kind::Fault => s.sent.faults += 1,
                         Kind::Tester => s.sent.tester += 1,
                         Kind::OtherEcu => s.sent.other_ecus += 1,
+                        Kind::Load => {
+                            s.sent.load += 1;
+                            s.sent.load_bits += u64::from(frame.bits_on_wire());
+                        }
                     }
                 }
                 Err(e) => s.error = Some(e.to_string()),

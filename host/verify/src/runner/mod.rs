@@ -13,6 +13,7 @@ use crate::{
     scenario::{Scenario, Step},
 };
 
+mod bus;
 mod telemetry;
 
 use crate::session::*;
@@ -173,6 +174,10 @@ impl Runner<'_> {
                 Duration::from_millis(*over_ms),
                 state,
             ),
+            Step::BusLoad { percent } => self.bus_load(*percent),
+            Step::ExpectBroadcastReceived { over_ms, max_lost } => {
+                self.expect_broadcast_received(Duration::from_millis(*over_ms), *max_lost)
+            }
             Step::StopSending => {
                 self.rig.ecu.stop_sending();
                 StepResult::pass()
@@ -201,6 +206,7 @@ impl Runner<'_> {
                         sent.other_ecus as f64,
                         "frames",
                     ),
+                    Measurement::info("load_frames_sent_total", sent.load as f64, "frames"),
                 ])
             }
             Step::ExpectPulse {
