@@ -495,8 +495,10 @@ mod tests {
         f.queue_frame(frame, 0, 80_000_000);
         f.queue_frame(CanFrame::extended(0x18DB33F1, &[2]).unwrap(), 0, 80_000_000);
         let first = f.next_event().unwrap();
-        // After the frame dropped in INIT (reset bit timing) left the bus at 22.2 us.
-        assert_eq!(first, 22_200_000 + 111 * 2 * US, "one frame time later");
+        // 111 bits unstuffed and 10 stuff bits. After the frame dropped in INIT (reset bit
+        // timing, 200 ns a bit) left the bus at 24.2 us.
+        assert_eq!(frame.bits_on_wire(), 121);
+        assert_eq!(first, 24_200_000 + 121 * 2 * US, "one frame time later");
         f.deliver_due(first, 80_000_000);
         assert_eq!(f.lines(), (true, false));
         let s = f.read(FDCAN1 + 0xA4, 0, 80_000_000);
