@@ -13,6 +13,7 @@ use embassy_embedded_hal::adapter::BlockingAsync;
 use embassy_executor::Spawner;
 use embassy_futures::join::join4;
 use embassy_stm32::can::config::GlobalFilter;
+use embassy_stm32::can::enums::BusErrorMode;
 use embassy_stm32::can::filter::{Action, FilterType, StandardFilter, StandardFilterSlot};
 use embassy_stm32::can::{self, CanConfigurator, CanRx, CanTx};
 use embassy_stm32::flash::Flash;
@@ -36,7 +37,7 @@ use gauge_logic::obd;
 use gauge_logic::signal::OIL_TEMP_SIGNAL;
 use gauge_logic::storage::{Records, STORAGE_OFFSETS};
 use gauge_logic::supply::{SupplyConfig, FIRMWARE_SUPPLY};
-use gauge_logic::telemetry::StatusLine;
+use gauge_logic::telemetry::{BusState, StatusLine};
 use panic_halt as _;
 
 bind_interrupts!(struct Irqs {
@@ -243,7 +244,11 @@ async fn main(_spawner: Spawner) {
             action: Action::StoreInFifo0,
         },
     );
-    let (can_tx, can_rx, _) = can_config.into_normal_mode().split();
+    // Bus-off recovery is embassy's (its interrupt handler clears CCCR.INIT on bus-off, the
+    // controller rejoins after 129 x 11 recessive bits): the default, said here because the
+    // needle's return after a bus fault depends on it.
+    can_config.set_config(can_config.config().set_automatic_bus_off_recovery(true));
+    let (can_tx, can_rx, can_properties) = can_config.into_normal_mode().split();
 
     // Boot counter and calibration; the gauge must work even when storage does not.
     let flash = BlockingAsync::new(Flash::new_blocking(p.FLASH));
@@ -292,6 +297,11 @@ async fn main(_spawner: Spawner) {
                     boot_count,
                     failsafe: out.failsafe,
                     broadcasts: Some(gauge.broadcasts()),
+                    bus: Some(match can_properties.bus_error_mode() {
+                        BusErrorMode::ErrorActive => BusState::Active,
+                        BusErrorMode::ErrorPassive => BusState::Passive,
+                        BusErrorMode::BusOff => BusState::Off,
+                    }),
                 });
             }
         }

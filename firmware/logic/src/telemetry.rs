@@ -3,10 +3,12 @@
 //! Format (ASCII, fields separated by one space, terminated by `\r\n`):
 //!
 //! ```text
-//! GAUGE/1 up=<ms since boot> temp=<degC, 1 decimal | none> src=<bcast|obd|none> pw=<us> cr3=0x<8 hex> boots=<n> fs=<0|1> [bc=<n>]
+//! GAUGE/1 up=<ms since boot> temp=<degC, 1 decimal | none> src=<bcast|obd|none> pw=<us> cr3=0x<8 hex> boots=<n> fs=<0|1> [bc=<n>] [bus=<active|passive|off>]
 //! GAUGE/1 up=12000 temp=90.0 src=bcast pw=1455 cr3=0x00000004 boots=7 fs=0 bc=1180
 //! ```
 //!
+//! `bus` (optional) is the CAN controller's fault-confinement state: `active`, `passive`
+//! (error passive: 128 or more errors counted) or `off` (bus-off, waiting to rejoin).
 //! `bc` (optional, newer firmware) counts the valid broadcast frames the gauge took since boot
 //! (wrapping at 2^32): against the frames the rig sent, it tells frames lost on the way.
 //!
@@ -21,6 +23,30 @@ use crate::{gauge::Source, MilliCelsius};
 
 pub const PREFIX: &str = "GAUGE/1";
 
+/// The CAN controller's fault-confinement state (ISO 11898-1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BusState {
+    Active,
+    Passive,
+    Off,
+}
+
+impl BusState {
+    pub fn name(self) -> &'static str {
+        match self {
+            BusState::Active => "active",
+            BusState::Passive => "passive",
+            BusState::Off => "off",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [BusState::Active, BusState::Passive, BusState::Off]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StatusLine {
     pub uptime_ms: u64,
@@ -33,6 +59,8 @@ pub struct StatusLine {
     pub failsafe: bool,
     /// Valid broadcast frames taken since boot; `None` from firmware that does not say.
     pub broadcasts: Option<u32>,
+    /// The CAN controller's state; `None` from firmware (or a board) that does not say.
+    pub bus: Option<BusState>,
 }
 
 impl fmt::Display for StatusLine {
@@ -61,8 +89,11 @@ impl fmt::Display for StatusLine {
             self.boot_count,
             u8::from(self.failsafe)
         )?;
-        match self.broadcasts {
-            Some(n) => write!(f, " bc={n}"),
+        if let Some(n) = self.broadcasts {
+            write!(f, " bc={n}")?;
+        }
+        match self.bus {
+            Some(b) => write!(f, " bus={}", b.name()),
             None => Ok(()),
         }
     }
@@ -120,8 +151,8 @@ impl StatusLine {
         if fields.next() != Some(PREFIX) {
             return Err(ParseError::NotAStatusLine);
         }
-        let (mut up, mut temp, mut src, mut pw, mut cr3, mut boots, mut fs, mut bc) =
-            (None, None, None, None, None, None, None, None);
+        let (mut up, mut temp, mut src, mut pw, mut cr3, mut boots, mut fs, mut bc, mut bus) =
+            (None, None, None, None, None, None, None, None, None);
         for field in fields {
             let Some((k, v)) = field.split_once('=') else {
                 continue;
@@ -158,6 +189,7 @@ impl StatusLine {
                     })
                 }
                 "bc" => bc = Some(v.parse::<u32>().map_err(|_| ParseError::BadValue("bc"))?),
+                "bus" => bus = Some(BusState::from_name(v).ok_or(ParseError::BadValue("bus"))?),
                 _ => {}
             }
         }
@@ -170,6 +202,7 @@ impl StatusLine {
             boot_count: boots.ok_or(ParseError::Missing("boots"))?,
             failsafe: fs.ok_or(ParseError::Missing("fs"))?,
             broadcasts: bc,
+            bus,
         })
     }
 }
@@ -191,6 +224,7 @@ mod tests {
             boot_count: 7,
             failsafe: false,
             broadcasts: None,
+            bus: None,
         }
     }
 
@@ -214,14 +248,21 @@ mod tests {
     fn the_broadcast_count_is_optional_and_round_trips() {
         let l = StatusLine {
             broadcasts: Some(1180),
+            bus: Some(BusState::Passive),
             ..line(Some(90_000))
         };
         let text = l.to_string();
-        assert!(text.ends_with(" fs=0 bc=1180"), "{text}");
+        assert!(text.ends_with(" fs=0 bc=1180 bus=passive"), "{text}");
         assert_eq!(StatusLine::parse(&text), Ok(l));
         assert_eq!(
             StatusLine::parse("GAUGE/1 up=1 temp=none src=none pw=900 cr3=0x4 boots=1 fs=1 bc=x"),
             Err(ParseError::BadValue("bc"))
+        );
+        assert_eq!(
+            StatusLine::parse(
+                "GAUGE/1 up=1 temp=none src=none pw=900 cr3=0x4 boots=1 fs=1 bus=gone"
+            ),
+            Err(ParseError::BadValue("bus"))
         );
     }
 

@@ -132,7 +132,7 @@ impl Soc {
         [
             self.tim2.next_event(now_ps),
             self.dma.next_event(now_ps),
-            self.fdcan.next_event(),
+            self.fdcan.next_event(self.clocks.fdcan_hz),
             self.bank1.next_event(),
             self.bank2.next_event(),
         ]

@@ -4,7 +4,11 @@
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
-use gauge_logic::{gauge::Source, telemetry::StatusLine, MilliCelsius};
+use gauge_logic::{
+    gauge::Source,
+    telemetry::{BusState, StatusLine},
+    MilliCelsius,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -20,8 +24,8 @@ fuzz_target!(|data: &[u8]| {
 
     // The same bytes as the values of a line the firmware formats.
     let mut u = Unstructured::new(data);
-    let Ok((uptime_ms, temp, source, pulse_us, pwr_cr3, boot_count, failsafe, broadcasts)) =
-        <(u64, Option<i32>, u8, u16, u32, u32, bool, Option<u32>)>::arbitrary(&mut u)
+    let Ok((uptime_ms, temp, source, pulse_us, pwr_cr3, boot_count, failsafe, broadcasts, bus)) =
+        <(u64, Option<i32>, u8, u16, u32, u32, bool, Option<u32>, Option<u8>)>::arbitrary(&mut u)
     else {
         return;
     };
@@ -34,6 +38,7 @@ fuzz_target!(|data: &[u8]| {
         boot_count,
         failsafe,
         broadcasts,
+        bus: bus.map(|b| [BusState::Active, BusState::Passive, BusState::Off][usize::from(b % 3)]),
     };
     let printed = format!("{line}\r\n");
     // On the wire the temperature is rounded to 0.1 degC, half away from zero.

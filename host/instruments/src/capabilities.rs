@@ -29,6 +29,36 @@ pub trait LogicImageLoader: Send {
     fn load_logic(&mut self, supply: SupplyConfig, elf: Option<&Path>) -> Result<(), String>;
 }
 
+/// A fault on the board's CAN bus.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CanBusFault {
+    /// The bus as it should be.
+    #[default]
+    None,
+    /// No other node on the bus: the board's frames go unacknowledged and nothing reaches it.
+    NoAck,
+    /// CANH shorted to CANL (or the bus held dominant): every transmission fails.
+    Short,
+}
+
+impl CanBusFault {
+    pub fn name(self) -> &'static str {
+        match self {
+            CanBusFault::None => "none",
+            CanBusFault::NoAck => "no_ack",
+            CanBusFault::Short => "short",
+        }
+    }
+}
+
+/// Puts a fault on the board's CAN bus (the emulated board: its FDCAN model's fault
+/// confinement sees it). A bench of real hardware would need a relay across CANH/CANL or on
+/// the adapter's lines, which the rig does not drive yet.
+pub trait CanBusFaults: Send {
+    fn set_can_bus_fault(&mut self, fault: CanBusFault) -> Result<(), String>;
+}
+
 /// How an emulated board keeps up with the bench.
 pub trait EmulationMonitor: Send {
     /// `None` for boards that are not emulated.
@@ -73,6 +103,14 @@ pub struct EmulationStats {
     pub can_fifo_overruns: u64,
     #[serde(default)]
     pub can_frames_dropped: u64,
+    /// Bench frames a bus fault kept from the board; times its FDCAN went error passive, and
+    /// bus-off.
+    #[serde(default)]
+    pub can_frames_lost_to_bus_fault: u64,
+    #[serde(default)]
+    pub can_error_passive_events: u64,
+    #[serde(default)]
+    pub can_bus_off_events: u64,
 }
 
 /// What the rig knows about the firmware loaded into the board.

@@ -177,6 +177,8 @@ fn shipped_scenarios_pass_on_the_emulated_board() {
         "obd_29bit",
         "obd_response_window",
         "fdcan/bus_load",
+        "fdcan/bus_off",
+        "fdcan/no_ack",
     ]
     .iter()
     .map(|s| repo(&format!("scenarios/{s}.toml")))
@@ -217,6 +219,9 @@ fn shipped_scenarios_pass_on_the_emulated_board() {
         "{em}"
     );
     assert_eq!(em["can_fifo_overruns"].as_u64(), Some(0), "{em}");
+    // The bus faults took the FDCAN error passive (no_ack) and bus-off (bus_off).
+    assert!(em["can_bus_off_events"].as_u64() >= Some(1), "{em}");
+    assert!(em["can_error_passive_events"].as_u64() >= Some(2), "{em}");
     let rtf = em["real_time_factor"].as_f64().unwrap_or(0.0);
     assert!(rtf > 0.9, "the emulated board kept up with the bench: {em}");
     println!("report emulation: {em}");

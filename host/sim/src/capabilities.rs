@@ -5,7 +5,8 @@
 use std::{path::Path, sync::Arc};
 
 use rig_instruments::{
-    DebugProbe, EmulationMonitor, EmulationStats, LogicImageLoader, StoragePowerCut,
+    CanBusFault, CanBusFaults, DebugProbe, EmulationMonitor, EmulationStats, LogicImageLoader,
+    StoragePowerCut,
 };
 use stm32h755::supply::SupplyConfig;
 
@@ -61,6 +62,12 @@ impl LogicImageLoader for BenchControl {
             .map_err(|e| e.to_string());
         probe.detach();
         loaded
+    }
+}
+
+impl CanBusFaults for BenchControl {
+    fn set_can_bus_fault(&mut self, fault: CanBusFault) -> Result<(), String> {
+        self.shared.board().target.set_can_bus_fault(fault)
     }
 }
 

@@ -274,6 +274,8 @@ impl SimulatedTarget for LogicBoard {
                 boot_count: run.boot_count,
                 failsafe: out.failsafe,
                 broadcasts: Some(run.gauge.broadcasts()),
+                // No CAN controller is modelled here: nothing to say.
+                bus: None,
             };
             io.uart_tx
                 .extend_from_slice(format!("{line}\r\n").as_bytes());

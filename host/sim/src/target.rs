@@ -92,6 +92,13 @@ pub trait SimulatedTarget: Send {
     fn emulation(&self) -> Option<EmulationStats> {
         None
     }
+    /// Puts a fault on the board's CAN bus; a board without a CAN controller model refuses.
+    fn set_can_bus_fault(&mut self, fault: rig_instruments::CanBusFault) -> Result<(), String> {
+        Err(format!(
+            "this board has no CAN controller model, so a bus fault ({}) would test nothing: use the emulated board (rig-config/emulated.toml)",
+            fault.name()
+        ))
+    }
     /// Whether the target has a register-level debug port ([`dap_read`](Self::dap_read)),
     /// as the emulated STM32H755 does; a probe speaking SWD needs one.
     fn has_debug_port(&self) -> bool {

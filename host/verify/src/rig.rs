@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use bench_config::{RecoveryPin, RigConfig};
 use rig_instruments::{
-    CoreSelect, DebugProbe, EmulationMonitor, EmulationStats, FirmwareIdentity, InstrumentError,
-    LogicImageLoader, PowerSwitch, ProbeError, PulseMeter, StoragePowerCut, TelemetryPort,
+    CanBusFaults, CoreSelect, DebugProbe, EmulationMonitor, EmulationStats, FirmwareIdentity,
+    InstrumentError, LogicImageLoader, PowerSwitch, ProbeError, PulseMeter, StoragePowerCut,
+    TelemetryPort,
 };
 use stm32h755::supply::SupplyConfig;
 
@@ -75,6 +76,7 @@ pub struct Rig {
     pub storage_cut: Option<Box<dyn StoragePowerCut>>,
     pub logic_loader: Option<Box<dyn LogicImageLoader>>,
     pub emulation: Option<Box<dyn EmulationMonitor>>,
+    pub can_bus_faults: Option<Box<dyn CanBusFaults>>,
     /// What the bench assembly keeps alive while the rig is in use (a simulated bench's
     /// threads and pseudo-terminals): opaque here, and dropped last.
     pub keep_alive: Option<Box<dyn Send>>,

@@ -29,6 +29,7 @@ use toml::Spanned;
 
 use crate::dbc::OilTempEncoder;
 use bench_config::source_file::{FileError, SourceFile};
+use rig_instruments::CanBusFault;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -118,6 +119,10 @@ pub enum Step {
         #[serde(default)]
         max_lost: u64,
     },
+    /// A fault on the board's CAN bus (`none`, `no_ack`, `short`), where the bench can make one.
+    BusFault {
+        fault: CanBusFault,
+    },
     /// Stop all traffic from the rig (broadcast, OBD-II replies, other ECUs, testers, faults, load).
     StopSending,
     /// Add bad frames to the bus; `keep_valid = false` also stops the valid ones.
@@ -156,6 +161,8 @@ pub enum Step {
         celsius: Option<f64>,
         source: Option<String>,
         failsafe: Option<bool>,
+        /// The CAN controller's state the status line reports: active, passive or off.
+        bus: Option<String>,
     },
     /// The gauge polls OBD-II every `interval_ms` (+- `tolerance_ms`), observed over `over_ms`.
     ExpectObdPolling {
@@ -259,6 +266,7 @@ impl Step {
             Step::AddEcu { .. } => "add_ecu",
             Step::OtherTester { .. } => "other_tester",
             Step::BusLoad { .. } => "bus_load",
+            Step::BusFault { .. } => "bus_fault",
             Step::ExpectBroadcastReceived { .. } => "expect_broadcast_received",
             Step::ExpectSteady { .. } => "expect_steady",
             Step::StopSending => "stop_sending",
@@ -568,7 +576,11 @@ impl Step {
             .flatten()
             .collect(),
             Step::PowerCutSweep { max_delay_ms } => vec![("max_delay_ms", *max_delay_ms as f64)],
-            Step::StopSending | Step::ClearFaults | Step::Reset | Step::ExpectSupply => Vec::new(),
+            Step::StopSending
+            | Step::BusFault { .. }
+            | Step::ClearFaults
+            | Step::Reset
+            | Step::ExpectSupply => Vec::new(),
         }
     }
 }
@@ -623,6 +635,14 @@ fn validate(step: &Step) -> Result<(), (Option<&'static str>, String)> {
         in_range(&format!("{}.{key}", step.action()), value).map_err(|m| (Some(key), m))?;
     }
     match step {
+        Step::ExpectTelemetry { bus: Some(b), .. }
+            if gauge_logic::telemetry::BusState::from_name(b).is_none() =>
+        {
+            Err((
+                Some("bus"),
+                format!("telemetry bus {b:?}: the status line reports \"active\", \"passive\" or \"off\""),
+            ))
+        }
         Step::ExpectTelemetry {
             source: Some(src), ..
         } if !["bcast", "obd", "none"].contains(&src.as_str()) => Err((
@@ -740,6 +760,9 @@ mod tests {
                 over_ms: 2000,
             },
             Step::BusLoad { percent: 60 },
+            Step::BusFault {
+                fault: CanBusFault::Short,
+            },
             Step::ExpectBroadcastReceived {
                 over_ms: 3000,
                 max_lost: 0,
@@ -763,6 +786,7 @@ mod tests {
                 celsius: Some(90.0),
                 source: None,
                 failsafe: None,
+                bus: None,
             },
             Step::ExpectObdPolling {
                 interval_ms: 100.0,
@@ -876,6 +900,26 @@ mod tests {
                 "action = \"expect_steady\"\nus = 1455\nover_ms = 50\n",
                 5,
                 "expect_steady.over_ms = 50: must be 100..=600000",
+            ),
+            (
+                "action = \"bus_load\"\npercent = 95\n",
+                4,
+                "bus_load.percent = 95: must be 0..=90",
+            ),
+            (
+                "action = \"expect_broadcast_received\"\nover_ms = 1000\n",
+                4,
+                "expect_broadcast_received.over_ms = 1000: must be 2100..=600000",
+            ),
+            (
+                "action = \"bus_fault\"\nfault = \"open\"\n",
+                2,
+                "unknown variant `open`, expected one of `none`, `no_ack`, `short`",
+            ),
+            (
+                "action = \"expect_telemetry\"\nbus = \"gone\"\n",
+                4,
+                "the status line reports \"active\", \"passive\" or \"off\"",
             ),
         ];
         for (step, line, words) in cases {

@@ -121,8 +121,11 @@ pub struct EmulatedBoard {
     power_cut: bool,
     /// Stats of the cores before the current one.
     finished: CpuStats,
-    /// The FDCAN counters of cores that stopped: received, filtered, overruns, dropped.
-    finished_can: [u64; 4],
+    /// The FDCAN counters of cores that stopped: received, filtered, overruns, dropped, lost
+    /// to a bus fault, error passive and bus-off events.
+    finished_can: [u64; 7],
+    /// The fault the bench put on the CAN bus: a property of the bus, kept across resets.
+    can_bus_fault: crate::devices::fdcan::BusFault,
     wall_us: u64,
     /// How the last core ended, when it did not simply stop (lock-up, fault).
     pub last_stop: Option<String>,
@@ -155,11 +158,16 @@ fn counted_from_now(mut bank1: FlashModel) -> FlashModel {
     bank1
 }
 
-fn add_can(total: &mut [u64; 4], f: &crate::devices::fdcan::Fdcan) {
-    for (t, n) in total
-        .iter_mut()
-        .zip([f.received, f.filtered, f.overruns, f.dropped])
-    {
+fn add_can(total: &mut [u64; 7], f: &crate::devices::fdcan::Fdcan) {
+    for (t, n) in total.iter_mut().zip([
+        f.received,
+        f.filtered,
+        f.overruns,
+        f.dropped,
+        f.lost_to_bus_fault,
+        f.error_passive_events,
+        f.bus_off_events,
+    ]) {
         *t += n;
     }
 }
@@ -193,7 +201,8 @@ impl EmulatedBoard {
             last_tick_us: 0,
             power_cut: false,
             finished: CpuStats::default(),
-            finished_can: [0; 4],
+            finished_can: [0; 7],
+            can_bus_fault: crate::devices::fdcan::BusFault::None,
             wall_us: 0,
             last_stop: None,
             tick_budget: TICK_BUDGET,
@@ -477,6 +486,9 @@ impl EmulatedBoard {
             can_frames_filtered: can[1],
             can_fifo_overruns: can[2],
             can_frames_dropped: can[3],
+            can_frames_lost_to_bus_fault: can[4],
+            can_error_passive_events: can[5],
+            can_bus_off_events: can[6],
         }
     }
 
@@ -553,6 +565,7 @@ impl SimulatedTarget for EmulatedBoard {
             .saturating_mul(1_000_000);
         let fdcan_hz = core.soc().clocks.fdcan_hz;
         let at = core.now_ps();
+        core.soc_mut().fdcan.bus_fault = self.can_bus_fault;
         for frame in io.can_rx.drain(..) {
             core.soc_mut().fdcan.queue_frame(frame, at, fdcan_hz);
         }
@@ -723,6 +736,16 @@ impl SimulatedTarget for EmulatedBoard {
 
     fn storage_bytes_written(&self) -> usize {
         self.flash().bytes_written + self.flash().erases
+    }
+
+    fn set_can_bus_fault(&mut self, fault: rig_instruments::CanBusFault) -> Result<(), String> {
+        use crate::devices::fdcan::BusFault;
+        self.can_bus_fault = match fault {
+            rig_instruments::CanBusFault::None => BusFault::None,
+            rig_instruments::CanBusFault::NoAck => BusFault::NoAck,
+            rig_instruments::CanBusFault::Short => BusFault::Short,
+        };
+        Ok(())
     }
 
     fn emulation(&self) -> Option<EmulationStats> {

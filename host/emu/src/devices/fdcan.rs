@@ -1,5 +1,8 @@
 //! FDCAN1 model with its message RAM: classic frames through the filters into RX FIFO 0/1,
-//! TX buffers on TXBAR, the interrupt registers and lines, frames paced at the bus bit rate.
+//! TX buffers on TXBAR, the interrupt registers and lines, frames paced at the bus bit rate,
+//! and fault confinement (ISO 11898-1 as RM0399 describes it): the transmit and receive error
+//! counters, error warning at 96, error passive at 128, bus-off above 255 (CCCR.INIT set by
+//! the controller) and the recovery of 129 x 11 recessive bits after software clears INIT.
 
 use std::collections::VecDeque;
 
@@ -11,6 +14,7 @@ const F_CCCR: usize = 0x18 / 4;
 const F_NBTP: usize = 0x1C / 4;
 const F_TSCC: usize = 0x20 / 4;
 const F_TSCV: usize = 0x24 / 4;
+const F_ECR: usize = 0x40 / 4;
 const F_PSR: usize = 0x44 / 4;
 const F_IR: usize = 0x50 / 4;
 const F_IE: usize = 0x54 / 4;
@@ -42,7 +46,41 @@ const CCCR_CCE: u32 = 1 << 1;
 const CCCR_CSA: u32 = 1 << 3;
 const CCCR_CSR: u32 = 1 << 4;
 const CCCR_MON: u32 = 1 << 5;
+const CCCR_DAR: u32 = 1 << 6;
 const IR_TC: u32 = 1 << 9;
+const IR_EP: u32 = 1 << 23;
+const IR_EW: u32 = 1 << 24;
+const IR_BO: u32 = 1 << 25;
+const PSR_EP: u32 = 1 << 5;
+const PSR_EW: u32 = 1 << 6;
+const PSR_BO: u32 = 1 << 7;
+/// PSR.LEC codes (RM0399): no error, acknowledge error, bit-1 error; 7 = no change.
+const LEC_NONE: u32 = 0;
+const LEC_ACK: u32 = 3;
+const LEC_BIT1: u32 = 4;
+
+/// What is wrong with the bus, as the bench sets it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BusFault {
+    #[default]
+    None,
+    /// No other node on the bus: nothing arrives and no frame the board sends is
+    /// acknowledged. The transmitter goes error passive (TEC 128) and retries for ever; an
+    /// acknowledge error in error passive does not count (ISO 11898-1), so never bus-off.
+    NoAck,
+    /// CANH shorted to CANL or the bus held dominant: nothing arrives, every transmission
+    /// meets a bit error (TEC + 8 each), bus-off after 32 attempts, and no recovery while
+    /// the short lasts (the bus is never idle).
+    Short,
+}
+
+/// Bit times of one failed attempt: an acknowledge error comes at the end of the frame
+/// (about 111 bits of an 8-byte frame, then the error flag, its delimiter and the
+/// intermission); a bit error on a shorted bus within the first bits.
+const NO_ACK_ATTEMPT_BITS: u64 = 111 + 6 + 8 + 3;
+const SHORT_ATTEMPT_BITS: u64 = 2 + 6 + 8 + 3;
+/// Bus-off recovery: 129 occurrences of 11 consecutive recessive bits.
+const RECOVERY_BITS: u64 = 129 * 11;
 
 /// Bytes in a message RAM element's data field for a DS code (RXESC/TXESC).
 fn data_field_bytes(code: u32) -> u32 {
@@ -82,6 +120,19 @@ pub struct Fdcan {
     pub filtered: u64,
     /// Frames lost to a full RX FIFO: the firmware did not read in time.
     pub overruns: u64,
+    pub bus_fault: BusFault,
+    tec: u32,
+    rec: u32,
+    /// Since when the pending transmission has been failing (a faulty bus).
+    failing_since_ps: Option<u64>,
+    attempts: u64,
+    /// Since when a bus-off recovery has been waiting for an idle bus.
+    recovering_since_ps: Option<u64>,
+    /// Frames the bench sent that never reached the board: the bus was faulty.
+    pub lost_to_bus_fault: u64,
+    /// Times the controller went error passive, and bus-off.
+    pub error_passive_events: u64,
+    pub bus_off_events: u64,
 }
 
 /// Bit times of a frame on the bus, stuff bits and interframe space included.
@@ -109,7 +160,159 @@ impl Fdcan {
             dropped: 0,
             filtered: 0,
             overruns: 0,
+            bus_fault: BusFault::None,
+            tec: 0,
+            rec: 0,
+            failing_since_ps: None,
+            attempts: 0,
+            recovering_since_ps: None,
+            lost_to_bus_fault: 0,
+            error_passive_events: 0,
+            bus_off_events: 0,
         }
+    }
+
+    fn bus_off(&self) -> bool {
+        self.regs[F_PSR] & PSR_BO != 0
+    }
+
+    fn set_lec(&mut self, code: u32) {
+        self.regs[F_PSR] = (self.regs[F_PSR] & !7) | code;
+    }
+
+    /// PSR's error warning and error passive bits from the counters; IR flags each change.
+    fn update_error_state(&mut self) {
+        let (tec, rec) = (self.tec, self.rec);
+        let passive = tec >= 128 || rec >= 128;
+        let warning = tec >= 96 || rec >= 96;
+        let psr = self.regs[F_PSR];
+        if passive != (psr & PSR_EP != 0) {
+            self.regs[F_IR] |= IR_EP;
+            if passive {
+                self.error_passive_events += 1;
+            }
+        }
+        if warning != (psr & PSR_EW != 0) {
+            self.regs[F_IR] |= IR_EW;
+        }
+        let mut psr = psr & !(PSR_EP | PSR_EW);
+        if passive {
+            psr |= PSR_EP;
+        }
+        if warning {
+            psr |= PSR_EW;
+        }
+        self.regs[F_PSR] = psr;
+    }
+
+    /// Bus-off: the controller leaves the bus (CCCR.INIT set) and its pending transmissions
+    /// are cancelled.
+    fn go_bus_off(&mut self) {
+        self.regs[F_PSR] |= PSR_BO;
+        self.regs[F_IR] |= IR_BO;
+        self.regs[F_CCCR] |= CCCR_INIT;
+        self.cancel_pending();
+        self.failing_since_ps = None;
+        self.bus_off_events += 1;
+    }
+
+    fn cancel_pending(&mut self) {
+        let pending = self.regs[F_TXBRP];
+        self.regs[F_TXBRP] = 0;
+        self.regs[F_TXBCF] |= pending;
+    }
+
+    /// Fault confinement up to `now_ps`: a pending transmission's failed attempts on a faulty
+    /// bus (automatic retransmission, back to back), the bus-off recovery, and a pending
+    /// transmission that goes out once the bus is good again.
+    fn advance_errors(&mut self, now_ps: u64, kernel_hz: u64) {
+        let bit = self.bit_ps(kernel_hz);
+        if self.bus_off() {
+            if !self.operating() || self.bus_fault == BusFault::Short {
+                self.recovering_since_ps = None;
+                return;
+            }
+            let since = *self.recovering_since_ps.get_or_insert(now_ps);
+            if now_ps >= since.saturating_add(RECOVERY_BITS * bit) {
+                self.recovering_since_ps = None;
+                self.tec = 0;
+                self.rec = 0;
+                self.regs[F_PSR] &= !PSR_BO;
+                self.regs[F_IR] |= IR_BO;
+                self.update_error_state();
+            }
+            return;
+        }
+        let pending = self.regs[F_TXBRP];
+        if pending == 0 || !self.operating() {
+            self.failing_since_ps = None;
+            return;
+        }
+        let attempt_bits = match self.bus_fault {
+            BusFault::None => {
+                self.failing_since_ps = None;
+                self.transmit(pending);
+                return;
+            }
+            BusFault::NoAck => NO_ACK_ATTEMPT_BITS,
+            BusFault::Short => SHORT_ATTEMPT_BITS,
+        };
+        let since = *self.failing_since_ps.get_or_insert(now_ps);
+        let due = now_ps.saturating_sub(since) / (attempt_bits * bit);
+        while self.attempts < due && !self.bus_off() && self.regs[F_TXBRP] != 0 {
+            if self.bus_fault == BusFault::NoAck && self.tec >= 128 {
+                // Error passive: further acknowledge errors change nothing.
+                self.attempts = due;
+                break;
+            }
+            self.attempts += 1;
+            match self.bus_fault {
+                BusFault::NoAck => {
+                    self.set_lec(LEC_ACK);
+                    if self.tec < 128 {
+                        self.tec += 8;
+                    }
+                }
+                _ => {
+                    self.set_lec(LEC_BIT1);
+                    self.tec += 8;
+                }
+            }
+            if self.tec > 255 {
+                self.go_bus_off();
+            } else {
+                self.update_error_state();
+            }
+            if self.regs[F_CCCR] & CCCR_DAR != 0 {
+                // No automatic retransmission: one attempt, then the request is dropped.
+                self.cancel_pending();
+            }
+        }
+        if self.regs[F_TXBRP] == 0 || self.bus_off() {
+            self.failing_since_ps = None;
+            self.attempts = 0;
+        }
+    }
+
+    /// The next instant fault confinement changes something: a failed attempt or the end of
+    /// a bus-off recovery.
+    fn next_error_event(&self, kernel_hz: u64) -> Option<u64> {
+        let bit = self.bit_ps(kernel_hz);
+        if self.bus_off() {
+            return self
+                .recovering_since_ps
+                .map(|t| t.saturating_add(RECOVERY_BITS * bit));
+        }
+        let bits = match self.bus_fault {
+            BusFault::None => return None,
+            BusFault::NoAck => NO_ACK_ATTEMPT_BITS,
+            BusFault::Short => SHORT_ATTEMPT_BITS,
+        };
+        if self.regs[F_TXBRP] == 0 || (self.bus_fault == BusFault::NoAck && self.tec >= 128) {
+            return None;
+        }
+        self.failing_since_ps
+            .map(|t| t.saturating_add((self.attempts + 1) * bits * bit))
     }
 
     pub fn handles(addr: u32) -> bool {
@@ -143,8 +346,12 @@ impl Fdcan {
         self.bus.push_back((arrival, frame));
     }
 
-    pub fn next_event(&self) -> Option<u64> {
-        self.bus.front().map(|(t, _)| *t)
+    pub fn next_event(&self, kernel_hz: u64) -> Option<u64> {
+        let frame = self.bus.front().map(|(t, _)| *t);
+        match (frame, self.next_error_event(kernel_hz)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn word(&self, byte_offset: u32) -> u32 {
@@ -242,14 +449,27 @@ impl Fdcan {
 
     /// Stores the frames that have arrived by `now_ps` in the RX FIFOs.
     pub fn deliver_due(&mut self, now_ps: u64, kernel_hz: u64) {
+        self.advance_errors(now_ps, kernel_hz);
         while self.bus.front().is_some_and(|(t, _)| *t <= now_ps) {
             let Some((at, frame)) = self.bus.pop_front() else {
                 break;
             };
-            if !self.operating() {
+            if self.bus_fault != BusFault::None {
+                self.lost_to_bus_fault += 1;
+                continue;
+            }
+            // In bus-off (recovering or not) the controller takes no part in the bus.
+            if !self.operating() || self.bus_off() {
                 self.dropped += 1;
                 continue;
             }
+            // A frame received without error.
+            self.rec = if self.rec > 127 {
+                120
+            } else {
+                self.rec.saturating_sub(1)
+            };
+            self.update_error_state();
             let Accept::Fifo { fifo, filter } = self.accept(&frame) else {
                 self.filtered += 1;
                 continue;
@@ -345,6 +565,9 @@ impl Fdcan {
             if let (Some(f), false) = (frame, remote) {
                 self.tx_out.push(f);
             }
+            self.tec = self.tec.saturating_sub(1);
+            self.set_lec(LEC_NONE);
+            self.update_error_state();
             self.regs[F_TXBRP] &= !(1 << i);
             self.regs[F_TXBTO] |= 1 << i;
             if self.regs[F_TXBTIE] & (1 << i) != 0 {
@@ -394,6 +617,9 @@ impl Fdcan {
                 v
             }
             F_TXFQS => self.txfqs(),
+            F_ECR => {
+                self.tec.min(255) | (self.rec.min(127) << 8) | (u32::from(self.rec >= 128) << 15)
+            }
             F_TXBAR => 0,
             _ => self.regs.get(i).copied().unwrap_or(0),
         }
@@ -429,12 +655,14 @@ impl Fdcan {
                     }
                 }
             }
-            F_RXF0S | F_RXF1S | F_TXFQS | F_TXBRP | F_TXBTO | F_TXBCF | F_PSR => {}
+            F_RXF0S | F_RXF1S | F_TXFQS | F_TXBRP | F_TXBTO | F_TXBCF | F_PSR | F_ECR => {}
             F_TXBAR => {
                 if self.operating() && self.regs[F_CCCR] & CCCR_MON == 0 {
                     self.regs[F_TXBRP] |= value;
                     self.regs[F_TXBTO] &= !value;
-                    self.transmit(value);
+                    if self.bus_fault == BusFault::None {
+                        self.transmit(value);
+                    }
                 }
             }
             F_TXBCR => {
@@ -494,7 +722,7 @@ mod tests {
         assert_eq!(f.bit_ps(80_000_000), 2 * US);
         f.queue_frame(frame, 0, 80_000_000);
         f.queue_frame(CanFrame::extended(0x18DB33F1, &[2]).unwrap(), 0, 80_000_000);
-        let first = f.next_event().unwrap();
+        let first = f.next_event(80_000_000).unwrap();
         // 111 bits unstuffed and 10 stuff bits. After the frame dropped in INIT (reset bit
         // timing, 200 ns a bit) left the bus at 24.2 us.
         assert_eq!(frame.bits_on_wire(), 121);
@@ -529,5 +757,103 @@ mod tests {
         assert_eq!(f.tx_out[0].payload(), &[2, 1, 0x5C, 0, 0, 0, 0, 0]);
         assert_eq!(f.read(FDCAN1 + 0xD8, 0, 80_000_000), 1, "TXBTO");
         assert_eq!(f.lines(), (true, false), "IR.TC");
+    }
+
+    /// Requests a transmission from TX buffer 0 (an OBD-II request).
+    fn request_transmit(f: &mut Fdcan) {
+        let tb = FDCAN_RAM + 158 * 4;
+        f.write(tb, 0x7DF << 18);
+        f.write(tb + 4, 8 << 16);
+        f.write(tb + 8, 0x005C_0102);
+        f.write(FDCAN1 + 0xD0, 1);
+    }
+
+    fn ecr(f: &Fdcan) -> (u32, u32) {
+        let e = f.read(FDCAN1 + 0x40, 0, 80_000_000);
+        (e & 0xFF, (e >> 8) & 0x7F)
+    }
+
+    fn psr(f: &Fdcan) -> u32 {
+        f.read(FDCAN1 + 0x44, 0, 80_000_000)
+    }
+
+    #[test]
+    fn alone_on_the_bus_the_transmitter_goes_error_passive_and_retries_for_ever() {
+        let mut f = Fdcan::new();
+        configure_like_embassy(&mut f);
+        f.bus_fault = BusFault::NoAck;
+        request_transmit(&mut f);
+        assert!(f.tx_out.is_empty(), "nobody acknowledges it");
+        // 16 attempts of 128 bits (2 us each) bring TEC to 128: error passive.
+        f.deliver_due(0, 80_000_000);
+        f.deliver_due(15 * 256 * US, 80_000_000);
+        assert_eq!(ecr(&f).0, 120);
+        assert_eq!(psr(&f) & (PSR_EW | PSR_EP), PSR_EW, "error warning at 96");
+        f.deliver_due(16 * 256 * US, 80_000_000);
+        assert_eq!(ecr(&f).0, 128);
+        assert_eq!(psr(&f) & (PSR_EP | PSR_BO | 7), PSR_EP | LEC_ACK);
+        assert_ne!(f.regs[F_IR] & IR_EP, 0);
+        // A second later: still error passive, never bus-off, the request still pending.
+        f.deliver_due(1_000_000 * US, 80_000_000);
+        assert_eq!(ecr(&f).0, 128);
+        assert_eq!(psr(&f) & PSR_BO, 0);
+        assert_eq!(f.read(FDCAN1 + 0xCC, 0, 80_000_000), 1, "TXBRP");
+        assert_eq!(
+            f.next_error_event(80_000_000),
+            None,
+            "nothing more to happen"
+        );
+        // Someone acknowledges again: the frame goes out, TEC counts down.
+        f.bus_fault = BusFault::None;
+        f.deliver_due(1_000_001 * US, 80_000_000);
+        assert_eq!(f.tx_out.len(), 1);
+        assert_eq!(ecr(&f).0, 127);
+        assert_eq!(psr(&f) & PSR_EP, 0, "error active again below 128");
+        assert_eq!(f.error_passive_events, 1);
+    }
+
+    #[test]
+    fn a_shorted_bus_takes_the_transmitter_bus_off_and_recovery_waits_for_an_idle_bus() {
+        let mut f = Fdcan::new();
+        configure_like_embassy(&mut f);
+        f.bus_fault = BusFault::Short;
+        let frame = CanFrame::standard(0x156, &[0; 8]).unwrap();
+        f.queue_frame(frame, 0, 80_000_000);
+        request_transmit(&mut f);
+        f.deliver_due(0, 80_000_000);
+        // 32 attempts of 19 bits: TEC 256, bus-off.
+        f.deliver_due(31 * 38 * US, 80_000_000);
+        assert_eq!(psr(&f) & PSR_BO, 0);
+        f.deliver_due(32 * 38 * US, 80_000_000);
+        assert_ne!(psr(&f) & PSR_BO, 0, "bus-off");
+        assert_ne!(f.regs[F_CCCR] & CCCR_INIT, 0, "the controller left the bus");
+        assert_ne!(f.regs[F_IR] & IR_BO, 0);
+        assert_eq!(
+            f.read(FDCAN1 + 0xCC, 0, 80_000_000),
+            0,
+            "pending request cancelled"
+        );
+        assert_eq!(
+            (f.lost_to_bus_fault, f.received),
+            (1, 0),
+            "nothing got through"
+        );
+        // Software clears INIT (embassy's bus-off recovery): no recovery while shorted.
+        f.write(FDCAN1 + 0x50, IR_BO);
+        f.write(FDCAN1 + 0x18, 0);
+        f.deliver_due(100_000 * US, 80_000_000);
+        assert_ne!(psr(&f) & PSR_BO, 0);
+        // The short is gone: 129 x 11 recessive bits later, error active with counters at 0.
+        f.bus_fault = BusFault::None;
+        f.deliver_due(200_000 * US, 80_000_000);
+        let end = f.next_error_event(80_000_000).expect("recovery under way");
+        assert_eq!(end, 200_000 * US + 129 * 11 * 2 * US);
+        f.deliver_due(end, 80_000_000);
+        assert_eq!(psr(&f) & (PSR_BO | PSR_EP), 0);
+        assert_eq!(ecr(&f), (0, 0));
+        assert_ne!(f.regs[F_IR] & IR_BO, 0, "bus-off status changed again");
+        assert_eq!(f.bus_off_events, 1);
+        request_transmit(&mut f);
+        assert_eq!(f.tx_out.len(), 1, "transmits again");
     }
 }

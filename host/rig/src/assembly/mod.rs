@@ -12,8 +12,8 @@ use bench_config::{
     BoardBackend, CanAdapterKind, FirmwareKind, PowerTopology, ProbeBackend, RigConfig,
 };
 use rig_instruments::{
-    attach_with_retry, drivers, CoreSelect, DebugProbe, EmulationMonitor, FirmwareIdentity,
-    LogicImageLoader, ProbeError, StoragePowerCut,
+    attach_with_retry, drivers, CanBusFaults, CoreSelect, DebugProbe, EmulationMonitor,
+    FirmwareIdentity, LogicImageLoader, ProbeError, StoragePowerCut,
 };
 use rig_sim::{
     bench::ProbeSupply,
@@ -126,6 +126,9 @@ fn assemble(
     let emulation = shared
         .as_ref()
         .map(|s| Box::new(capability(s)) as Box<dyn EmulationMonitor>);
+    let can_bus_faults = shared
+        .as_ref()
+        .map(|s| Box::new(capability(s)) as Box<dyn CanBusFaults>);
     let rig = Rig {
         config,
         ecu,
@@ -139,6 +142,7 @@ fn assemble(
         storage_cut,
         logic_loader,
         emulation,
+        can_bus_faults,
         keep_alive: Some(Box::new((bench, lock))),
     };
     Ok((rig, shared))

@@ -104,8 +104,8 @@ pub fn cli(args: RunArgs) -> ExitCode {
                     em.instructions, em.virtual_s, em.wall_s, em.real_time_factor, em.instructions_per_s / 1e6, em.speed_factor
                 );
                 println!(
-                    "emulated FDCAN: {} frames into the RX FIFO, {} rejected by the acceptance filters, {} lost to a full FIFO, {} not taken (controller not operating)",
-                    em.can_frames_received, em.can_frames_filtered, em.can_fifo_overruns, em.can_frames_dropped
+                    "emulated FDCAN: {} frames into the RX FIFO, {} rejected by the acceptance filters, {} lost to a full FIFO, {} not taken (controller not operating or bus-off), {} kept off by a bus fault; error passive {} times, bus-off {} times",
+                    em.can_frames_received, em.can_frames_filtered, em.can_fifo_overruns, em.can_frames_dropped, em.can_frames_lost_to_bus_fault, em.can_error_passive_events, em.can_bus_off_events
                 );
             }
             if let Some(e) = &result.report.error {

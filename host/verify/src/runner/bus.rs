@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use gauge_logic::telemetry::StatusLine;
+use rig_instruments::CanBusFault;
 
 use crate::{ecu::BUS_BIT_RATE, report::Measurement, session::*};
 
@@ -19,6 +20,19 @@ impl Runner<'_> {
     pub(crate) fn bus_load(&mut self, percent: u32) -> StepResult {
         self.rig.ecu.set_bus_load(percent);
         StepResult::pass()
+    }
+
+    pub(crate) fn bus_fault(&mut self, fault: CanBusFault) -> StepResult {
+        let Some(faults) = self.rig.can_bus_faults.as_mut() else {
+            return StepResult::error(format!(
+                "this bench cannot put a fault ({}) on the CAN bus: the emulated board can (rig-config/emulated.toml); on hardware, open CANH/CANL or the adapter's lines by hand",
+                fault.name()
+            ));
+        };
+        match faults.set_can_bus_fault(fault) {
+            Ok(()) => StepResult::pass(),
+            Err(e) => StepResult::error(e),
+        }
     }
 
     pub(crate) fn expect_broadcast_received(

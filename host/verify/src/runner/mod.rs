@@ -82,6 +82,10 @@ impl Runner<'_> {
             steps.push(report);
         }
         self.rig.ecu.stop_sending();
+        // A bus fault a scenario set ends with it: the next one starts from a good bus.
+        if let Some(faults) = self.rig.can_bus_faults.as_mut() {
+            let _ = faults.set_can_bus_fault(rig_instruments::CanBusFault::None);
+        }
         let mut outcome = steps
             .iter()
             .map(|s| s.outcome)
@@ -175,6 +179,7 @@ impl Runner<'_> {
                 state,
             ),
             Step::BusLoad { percent } => self.bus_load(*percent),
+            Step::BusFault { fault } => self.bus_fault(*fault),
             Step::ExpectBroadcastReceived { over_ms, max_lost } => {
                 self.expect_broadcast_received(Duration::from_millis(*over_ms), *max_lost)
             }
@@ -228,7 +233,14 @@ impl Runner<'_> {
                 celsius,
                 source,
                 failsafe,
-            } => self.expect_telemetry(*celsius, source.as_deref(), *failsafe, state),
+                bus,
+            } => self.expect_telemetry(
+                *celsius,
+                source.as_deref(),
+                *failsafe,
+                bus.as_deref(),
+                state,
+            ),
             Step::ExpectObdPolling {
                 interval_ms,
                 tolerance_ms,

@@ -11,6 +11,7 @@ impl Runner<'_> {
         celsius: Option<f64>,
         source: Option<&str>,
         failsafe: Option<bool>,
+        bus: Option<&str>,
         state: &mut ScenarioState,
     ) -> StepResult {
         let line = match self.next_status() {
@@ -42,6 +43,21 @@ impl Runner<'_> {
                     "source is {:?}, wanted {want:?}",
                     line.source.name()
                 ));
+            }
+        }
+        if let Some(want) = bus {
+            match line.bus {
+                Some(b) if b.name() == want => {}
+                Some(b) => problems.push(format!("CAN bus state is {:?}, wanted {want:?}", b.name())),
+                // Not the gauge's fail: this bench cannot tell.
+                None => {
+                    return StepResult {
+                        measurements: m,
+                        ..StepResult::error(format!(
+                            "telemetry {line}: no bus= CAN state (wanted {want:?}): the simulated logic board has no CAN controller, and firmware from before bus= does not say; run on the emulated board or the NUCLEO with current firmware"
+                        ))
+                    }
+                }
             }
         }
         if let Some(want) = failsafe {
