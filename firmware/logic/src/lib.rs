@@ -32,6 +32,7 @@
 //! | 29-bit OBD-II (0x18DB33F1 requests, 0x18DAF1xx replies) | Never a reading: the gauge asks and listens in 11-bit only (the FDCAN drops extended frames) | A car answers in the addressing it was asked in; a car with 29-bit OBD-II only leaves the gauge on the broadcast or parked |
 //! | No valid reading for 1000 ms | Failsafe (table above) | Whatever the source |
 //! | Other IDs on the bus, standard or extended, at any load | Never reach the firmware: the board's FDCAN acceptance filters store only 0x156 and 0x7E8..0x7EF (one ID/mask pair) in RX FIFO 0 and reject the rest, extended and remote frames included | A loaded bus (3,000+ frames/s at 80 %) then costs the firmware nothing, and no other ID can fill the FIFO ahead of the broadcast; gauge-logic still checks every frame it gets |
+//! | The bus fails: nobody acknowledges the gauge's requests (error passive), or a short takes the controller bus-off | No frames, so the failsafe above parks the needle; the status line says `bus=passive` or `bus=off`. The board glue leaves bus-off recovery on (embassy clears CCCR.INIT; the controller rejoins after 129 x 11 recessive bits), so the needle follows the first valid reading after the bus is good again | A gauge that stayed off the bus after one fault would read nothing until the next power-on; parking says "no data" as for any other loss |
 #![no_std]
 
 pub mod arbitration;

@@ -38,6 +38,63 @@ pub trait CanAdapter: Send {
     /// The next received frame, or `None` when `timeout` passes first.
     fn recv(&mut self, timeout: Duration) -> InstrumentResult<Option<CanFrame>>;
     fn describe(&self) -> String;
+    /// The adapter's own view of the bus when it has one to ask for (slcan's `F` flags);
+    /// `None` when it cannot tell or reports errors otherwise (SocketCAN's error frames come
+    /// back from [`recv`](Self::recv)).
+    fn bus_status(&mut self) -> InstrumentResult<Option<AdapterBusStatus>> {
+        Ok(None)
+    }
+}
+
+/// What a CAN adapter's controller says of the bus.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdapterBusStatus {
+    pub error_warning: bool,
+    pub error_passive: bool,
+    pub bus_error: bool,
+    pub data_overrun: bool,
+    pub arbitration_lost: bool,
+    /// The adapter's flags as it gave them (slcan `F`: bit 2 error warning, 3 data overrun,
+    /// 5 error passive, 6 arbitration lost, 7 bus error).
+    pub raw: u8,
+}
+
+impl AdapterBusStatus {
+    pub fn from_slcan_flags(flags: u8) -> Self {
+        let bit = |n: u8| flags & (1 << n) != 0;
+        Self {
+            error_warning: bit(2),
+            data_overrun: bit(3),
+            error_passive: bit(5),
+            arbitration_lost: bit(6),
+            bus_error: bit(7),
+            raw: flags,
+        }
+    }
+
+    /// Errors that say the bus itself is in trouble (arbitration lost is normal traffic).
+    pub fn bus_in_trouble(&self) -> bool {
+        self.error_warning || self.error_passive || self.bus_error || self.data_overrun
+    }
+
+    /// The errors in words, e.g. "bus error, error passive".
+    pub fn describe(&self) -> String {
+        let names: Vec<&str> = [
+            (self.bus_error, "bus error"),
+            (self.error_passive, "error passive"),
+            (self.error_warning, "error warning"),
+            (self.data_overrun, "data overrun"),
+            (self.arbitration_lost, "arbitration lost"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        if names.is_empty() {
+            "no errors".into()
+        } else {
+            names.join(", ")
+        }
+    }
 }
 
 /// Measures the servo signal.

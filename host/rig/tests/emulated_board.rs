@@ -219,6 +219,24 @@ fn shipped_scenarios_pass_on_the_emulated_board() {
         "{em}"
     );
     assert_eq!(em["can_fifo_overruns"].as_u64(), Some(0), "{em}");
+    // During the short the rig's slcan adapter reported it (`F`: bus error, error passive).
+    let bus_off = result
+        .report
+        .scenarios
+        .iter()
+        .find(|s| s.name == "bus-off")
+        .expect("bus-off ran");
+    let flags = bus_off
+        .steps
+        .iter()
+        .find(|s| s.action == "hold")
+        .and_then(|s| {
+            s.measurements
+                .iter()
+                .find(|m| m.name == "adapter_error_flags")
+        })
+        .map(|m| m.value);
+    assert_eq!(flags, Some(f64::from(0xA0u8)), "{:?}", bus_off.steps);
     // The bus faults took the FDCAN error passive (no_ack) and bus-off (bus_off).
     assert!(em["can_bus_off_events"].as_u64() >= Some(1), "{em}");
     assert!(em["can_error_passive_events"].as_u64() >= Some(2), "{em}");

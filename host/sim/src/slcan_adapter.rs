@@ -67,7 +67,13 @@ impl Adapter {
             }
             b'V' => b"V1013\r".to_vec(),
             b'N' => b"NSIM1\r".to_vec(),
-            b'F' if self.open => b"F00\r".to_vec(),
+            // The adapter's controller on the board's bus: a short is a bus error in error
+            // passive; alone with the board it sees no acknowledgement (error passive).
+            b'F' if self.open => match shared.board().target.can_bus_fault() {
+                rig_instruments::CanBusFault::None => b"F00\r".to_vec(),
+                rig_instruments::CanBusFault::NoAck => b"F20\r".to_vec(),
+                rig_instruments::CanBusFault::Short => b"FA0\r".to_vec(),
+            },
             b'Z' if !self.open && (arg == b"0" || arg == b"1") => {
                 self.timestamps = arg == b"1";
                 OK.to_vec()

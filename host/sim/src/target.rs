@@ -92,6 +92,10 @@ pub trait SimulatedTarget: Send {
     fn emulation(&self) -> Option<EmulationStats> {
         None
     }
+    /// The fault on the board's CAN bus (what an adapter on it would see).
+    fn can_bus_fault(&self) -> rig_instruments::CanBusFault {
+        rig_instruments::CanBusFault::None
+    }
     /// Puts a fault on the board's CAN bus; a board without a CAN controller model refuses.
     fn set_can_bus_fault(&mut self, fault: rig_instruments::CanBusFault) -> Result<(), String> {
         Err(format!(

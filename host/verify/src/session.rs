@@ -29,6 +29,8 @@ pub(crate) struct ScenarioState {
     pub(crate) settle_total_ms: f64,
     pub(crate) settle_floor_ms: f64,
     pub(crate) settle_count: usize,
+    /// The scenario put a fault on the CAN bus: the adapter's errors are expected.
+    pub(crate) bus_fault_set: bool,
 }
 
 impl ScenarioState {

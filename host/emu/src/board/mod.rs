@@ -738,6 +738,15 @@ impl SimulatedTarget for EmulatedBoard {
         self.flash().bytes_written + self.flash().erases
     }
 
+    fn can_bus_fault(&self) -> rig_instruments::CanBusFault {
+        use crate::devices::fdcan::BusFault;
+        match self.can_bus_fault {
+            BusFault::None => rig_instruments::CanBusFault::None,
+            BusFault::NoAck => rig_instruments::CanBusFault::NoAck,
+            BusFault::Short => rig_instruments::CanBusFault::Short,
+        }
+    }
+
     fn set_can_bus_fault(&mut self, fault: rig_instruments::CanBusFault) -> Result<(), String> {
         use crate::devices::fdcan::BusFault;
         self.can_bus_fault = match fault {

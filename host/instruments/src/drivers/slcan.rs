@@ -12,7 +12,7 @@ use gauge_logic::frame::CanFrame;
 use serialport::SerialPort;
 
 use super::serial::{self, io_error, read_some};
-use crate::{CanAdapter, InstrumentError, InstrumentResult};
+use crate::{AdapterBusStatus, CanAdapter, InstrumentError, InstrumentResult};
 
 const CR: u8 = b'\r';
 const BEL: u8 = 0x07;
@@ -436,6 +436,10 @@ impl CanAdapter for SlcanAdapter {
     fn describe(&self) -> String {
         format!("slcan adapter at {}", self.device)
     }
+
+    fn bus_status(&mut self) -> InstrumentResult<Option<AdapterBusStatus>> {
+        Ok(self.status_flags()?.map(AdapterBusStatus::from_slcan_flags))
+    }
 }
 
 impl Drop for SlcanAdapter {
@@ -527,6 +531,26 @@ mod tests {
         assert_eq!(parse_status_flags("F+1"), None);
         assert_eq!(parse_serial_number("NNA12"), "NA12");
         assert_eq!(parse_serial_number("A12"), "A12");
+    }
+
+    #[test]
+    fn status_flags_say_when_the_bus_is_in_trouble() {
+        let short = AdapterBusStatus::from_slcan_flags(0xA0);
+        assert!(short.bus_error && short.error_passive && short.bus_in_trouble());
+        assert_eq!(short.describe(), "bus error, error passive");
+        let busy = AdapterBusStatus::from_slcan_flags(0x40);
+        assert!(
+            busy.arbitration_lost && !busy.bus_in_trouble(),
+            "arbitration is traffic"
+        );
+        assert_eq!(
+            AdapterBusStatus::from_slcan_flags(0).describe(),
+            "no errors"
+        );
+        assert!(
+            AdapterBusStatus::from_slcan_flags(0x08).bus_in_trouble(),
+            "data overrun"
+        );
     }
 
     #[test]

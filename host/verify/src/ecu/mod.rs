@@ -89,6 +89,8 @@ struct State {
     load: Option<BusLoad>,
     /// When each broadcast frame went out, newest last (bounded).
     broadcasts_sent: VecDeque<Instant>,
+    /// The adapter's last word on the bus (slcan `F`), asked for once a second.
+    adapter_status: Option<rig_instruments::AdapterBusStatus>,
     scheduled: Vec<Scheduled>,
     next_broadcast: Option<Instant>,
     next_fault: Option<Instant>,
@@ -110,6 +112,9 @@ pub struct Traffic {
     pub at: SystemTime,
     pub frame: CanFrame,
 }
+
+/// How often the adapter is asked for its view of the bus.
+const ADAPTER_STATUS_EVERY: Duration = Duration::from_secs(1);
 
 /// Broadcast send times kept.
 const BROADCASTS_KEPT: usize = 12_000;
@@ -205,6 +210,11 @@ impl Ecu {
     /// Fills `percent` of the bus with other ECUs' frames from now on; 0 ends the load.
     pub fn set_bus_load(&self, percent: u32) {
         lock(&self.state).load = (percent > 0).then(|| BusLoad::new(percent, Instant::now()));
+    }
+
+    /// What the adapter last said of the bus (adapters that can tell: slcan).
+    pub fn adapter_status(&self) -> Option<rig_instruments::AdapterBusStatus> {
+        lock(&self.state).adapter_status
     }
 
     /// The bus load the rig is asked to keep up, percent (0: none).
@@ -396,7 +406,15 @@ fn run(
     let mut timing_rng = XorShift(0x9E37_79B9);
     let mut fault_n = 0u64;
     let mut tester_n = 0u64;
+    let mut next_status_query = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        if Instant::now() >= next_status_query {
+            next_status_query = Instant::now() + ADAPTER_STATUS_EVERY;
+            match adapter.bus_status() {
+                Ok(status) => lock(state).adapter_status = status,
+                Err(e) => lock(state).error = Some(e.to_string()),
+            }
+        }
         let received = match adapter.recv(Duration::from_millis(2)) {
             Ok(f) => f,
             Err(e) => {

@@ -59,6 +59,19 @@ impl Runner<'_> {
                     self.instrument_name(Instrument::Can)
                 ));
             }
+            if result.outcome != Outcome::Pass && !state.bus_fault_set {
+                if let Some(st) = self.rig.ecu.adapter_status().filter(|s| s.bus_in_trouble()) {
+                    let said = format!(
+                        "the CAN adapter reports {} (flags {:#04x}): the bus itself may be at fault; check CANH/CANL, the 120 ohm terminations and that the gauge's transceiver is powered",
+                        st.describe(),
+                        st.raw
+                    );
+                    result.diagnosis = Some(match result.diagnosis.take() {
+                        Some(d) => format!("{d}; {said}"),
+                        None => said,
+                    });
+                }
+            }
             let report = StepReport {
                 index: index + 1,
                 line: located.line,
@@ -179,7 +192,10 @@ impl Runner<'_> {
                 state,
             ),
             Step::BusLoad { percent } => self.bus_load(*percent),
-            Step::BusFault { fault } => self.bus_fault(*fault),
+            Step::BusFault { fault } => {
+                state.bus_fault_set = *fault != rig_instruments::CanBusFault::None;
+                self.bus_fault(*fault)
+            }
             Step::ExpectBroadcastReceived { over_ms, max_lost } => {
                 self.expect_broadcast_received(Duration::from_millis(*over_ms), *max_lost)
             }
@@ -202,17 +218,24 @@ impl Runner<'_> {
             Step::Hold { ms: hold } => {
                 self.sleep(Duration::from_millis(*hold));
                 let sent = self.rig.ecu.frames_sent();
-                StepResult::judged(vec![
-                    Measurement::info("valid_frames_sent_total", sent.valid as f64, "frames"),
-                    Measurement::info("fault_frames_sent_total", sent.faults as f64, "frames"),
-                    Measurement::info("tester_frames_sent_total", sent.tester as f64, "frames"),
-                    Measurement::info(
-                        "other_ecu_frames_sent_total",
-                        sent.other_ecus as f64,
-                        "frames",
-                    ),
-                    Measurement::info("load_frames_sent_total", sent.load as f64, "frames"),
-                ])
+                StepResult::judged(
+                    vec![
+                        Measurement::info("valid_frames_sent_total", sent.valid as f64, "frames"),
+                        Measurement::info("fault_frames_sent_total", sent.faults as f64, "frames"),
+                        Measurement::info("tester_frames_sent_total", sent.tester as f64, "frames"),
+                        Measurement::info(
+                            "other_ecu_frames_sent_total",
+                            sent.other_ecus as f64,
+                            "frames",
+                        ),
+                        Measurement::info("load_frames_sent_total", sent.load as f64, "frames"),
+                    ]
+                    .into_iter()
+                    .chain(self.rig.ecu.adapter_status().map(|st| {
+                        Measurement::info("adapter_error_flags", f64::from(st.raw), "flags")
+                    }))
+                    .collect(),
+                )
             }
             Step::ExpectPulse {
                 us,
