@@ -147,6 +147,8 @@ pub struct SlcanAdapter {
     replies: VecDeque<u8>,
     /// Frames sent whose acknowledgement has not come yet, oldest first (when each went out).
     in_flight: VecDeque<Instant>,
+    /// When the adapter last acknowledged or refused something.
+    last_reply: Option<Instant>,
     timestamps: bool,
 }
 
@@ -195,6 +197,7 @@ impl SlcanAdapter {
             received: VecDeque::new(),
             replies: VecDeque::new(),
             in_flight: VecDeque::new(),
+            last_reply: None,
             timestamps: false,
         };
         // Flush any half-typed command, then close (BEL if already closed is fine).
@@ -333,12 +336,19 @@ impl SlcanAdapter {
                     BEL => {
                         self.line.clear();
                         self.replies.push_back(BEL);
+                        self.last_reply = Some(Instant::now());
                     }
                     CR => {
                         let line = std::mem::take(&mut self.line);
                         match line.first() {
-                            None => self.replies.push_back(CR),
-                            Some(b'z' | b'Z') if line.len() == 1 => self.replies.push_back(CR),
+                            None => {
+                                self.replies.push_back(CR);
+                                self.last_reply = Some(Instant::now());
+                            }
+                            Some(b'z' | b'Z') if line.len() == 1 => {
+                                self.replies.push_back(CR);
+                                self.last_reply = Some(Instant::now());
+                            }
                             Some(_) => {
                                 if let Some(frame) = decode_frame(&line) {
                                     self.received.push_back(frame);
@@ -365,6 +375,30 @@ impl SlcanAdapter {
     /// is the adapter's refusal of one. A frame unanswered for the command timeout means the
     /// adapter stopped answering. Replies with no frame in flight (late ones) are dropped.
     fn settle_acks(&mut self) -> InstrumentResult<()> {
+        self.match_acks()?;
+        if self.adapter_silent() {
+            // Replies may be waiting in the port while this thread was not running (a loaded
+            // host): read them before calling the adapter silent.
+            self.pump(Duration::from_millis(1))?;
+            self.match_acks()?;
+            if self.adapter_silent() {
+                self.in_flight.clear();
+                return Err(self.timeout("t/T (a frame sent)"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Frames are waiting for acknowledgements and the adapter has said nothing for the
+    /// command timeout since the oldest went out or since its last reply, whichever is later.
+    fn adapter_silent(&self) -> bool {
+        self.in_flight.front().is_some_and(|sent| {
+            let since = self.last_reply.map_or(*sent, |r| r.max(*sent));
+            since.elapsed() > COMMAND_TIMEOUT
+        })
+    }
+
+    fn match_acks(&mut self) -> InstrumentResult<()> {
         while !self.in_flight.is_empty() {
             match self.replies.pop_front() {
                 Some(BEL) => {
@@ -382,13 +416,6 @@ impl SlcanAdapter {
         }
         if self.in_flight.is_empty() {
             self.replies.clear();
-        } else if self
-            .in_flight
-            .front()
-            .is_some_and(|sent| sent.elapsed() > COMMAND_TIMEOUT)
-        {
-            self.in_flight.clear();
-            return Err(self.timeout("t/T (a frame sent)"));
         }
         Ok(())
     }
