@@ -128,6 +128,66 @@ fn relay_driver_holds_nrst_through_its_second_channel() {
     );
 }
 
+/// A frame line that comes in the same read as the answer to `F` (found in bad_frames: the
+/// line was left in the driver's buffer, swallowed the next acknowledgement, and the adapter
+/// was called silent).
+#[test]
+fn slcan_driver_keeps_what_follows_a_query_answer() {
+    let (mut fake, slave) = TTYPort::pair().unwrap();
+    fake.set_timeout(Duration::from_millis(5)).unwrap();
+    let path = slave.name().unwrap();
+    let device = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let end = Instant::now() + Duration::from_secs(3);
+        let mut buf = [0u8; 64];
+        let mut acks = 0;
+        while Instant::now() < end && acks < 1 {
+            if let Ok(n) = fake.read(&mut buf) {
+                for &b in &buf[..n] {
+                    seen.push(b);
+                    if b != b'\r' {
+                        continue;
+                    }
+                    let line = String::from_utf8_lossy(&seen).to_string();
+                    seen.clear();
+                    let reply: &[u8] = match line.as_str() {
+                        "\r" | "C\r" => b"\x07",
+                        "S6\r" | "O\r" => b"\r",
+                        "F\r" => b"F00\rt7E8803415C82AAAAAAAA\r",
+                        l if l.starts_with('t') => {
+                            acks += 1;
+                            b"z\r"
+                        }
+                        other => panic!("unexpected command {other:?}"),
+                    };
+                    fake.write_all(reply).unwrap();
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(800));
+    });
+    let mut adapter = SlcanAdapter::open(&path, 500_000, false).expect("open sequence accepted");
+    let status = adapter.bus_status().expect("F answered").expect("flags");
+    assert!(!status.bus_in_trouble());
+    let got = adapter
+        .recv(Duration::from_millis(200))
+        .unwrap()
+        .expect("the frame after the answer is kept");
+    assert_eq!(got.id, 0x7E8);
+    adapter
+        .send(&CanFrame::standard(0x156, &[0; 8]).unwrap())
+        .unwrap();
+    // Its acknowledgement is seen: no silence error for 700 ms of receiving.
+    let end = Instant::now() + Duration::from_millis(700);
+    while Instant::now() < end {
+        adapter
+            .recv(Duration::from_millis(50))
+            .expect("acknowledged, not silent");
+    }
+    drop(adapter);
+    device.join().unwrap();
+}
+
 #[test]
 fn slcan_driver_speaks_lawicel_to_a_fake_adapter() {
     let (mut fake, slave) = TTYPort::pair().unwrap();

@@ -238,12 +238,21 @@ impl SlcanAdapter {
             self.line.extend_from_slice(&buf[..n]);
             while let Some(pos) = self.line.iter().position(|&b| b == CR || b == BEL) {
                 let text: Vec<u8> = self.line.drain(..=pos).collect();
-                match classify_query_line(&text) {
-                    QueryLine::Refused => return Ok(None),
-                    QueryLine::Frame(frame) => self.received.push_back(frame),
-                    QueryLine::Ack => {} // a late acknowledgement
-                    QueryLine::Answer(answer) => return Ok(Some(answer)),
-                }
+                let answer = match classify_query_line(&text) {
+                    QueryLine::Refused => None,
+                    QueryLine::Frame(frame) => {
+                        self.received.push_back(frame);
+                        continue;
+                    }
+                    QueryLine::Ack => continue, // a late acknowledgement
+                    QueryLine::Answer(answer) => Some(answer),
+                };
+                // What came after the answer in the same read (frames, acknowledgements)
+                // is sorted now: left in the line buffer, its CRs would be read past and the
+                // next reply lost with them.
+                let rest = std::mem::take(&mut self.line);
+                self.absorb(&rest);
+                return Ok(answer);
             }
             if Instant::now() > deadline {
                 return Err(self.timeout(cmd));
@@ -331,42 +340,47 @@ impl SlcanAdapter {
                 .port
                 .set_timeout(left.clamp(Duration::from_millis(1), Duration::from_millis(10)));
             let n = read_some(self.port.as_mut(), &mut buf, &self.device)?;
-            for &b in &buf[..n] {
-                match b {
-                    BEL => {
-                        self.line.clear();
-                        self.replies.push_back(BEL);
-                        self.last_reply = Some(Instant::now());
-                    }
-                    CR => {
-                        let line = std::mem::take(&mut self.line);
-                        match line.first() {
-                            None => {
-                                self.replies.push_back(CR);
-                                self.last_reply = Some(Instant::now());
-                            }
-                            Some(b'z' | b'Z') if line.len() == 1 => {
-                                self.replies.push_back(CR);
-                                self.last_reply = Some(Instant::now());
-                            }
-                            Some(_) => {
-                                if let Some(frame) = decode_frame(&line) {
-                                    self.received.push_back(frame);
-                                } else {
-                                    tracing::debug!(device = %self.device, line = %String::from_utf8_lossy(&line), "ignored slcan line");
-                                }
-                            }
-                        }
-                    }
-                    b'\n' => {}
-                    _ => self.line.push(b),
-                }
-            }
+            self.absorb(&buf[..n]);
             // Back as soon as a reply or a frame is in: another read would wait out the
             // port's 10 ms timeout, which capped a command at one per 10 ms (100 frames/s).
             let answered = !self.replies.is_empty() || !self.received.is_empty();
             if n == 0 || answered || Instant::now() >= deadline {
                 return Ok(());
+            }
+        }
+    }
+
+    /// Sorts bytes from the adapter: replies (CR, `z`, `Z`, BEL) and received frames.
+    fn absorb(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            match b {
+                BEL => {
+                    self.line.clear();
+                    self.replies.push_back(BEL);
+                    self.last_reply = Some(Instant::now());
+                }
+                CR => {
+                    let line = std::mem::take(&mut self.line);
+                    match line.first() {
+                        None => {
+                            self.replies.push_back(CR);
+                            self.last_reply = Some(Instant::now());
+                        }
+                        Some(b'z' | b'Z') if line.len() == 1 => {
+                            self.replies.push_back(CR);
+                            self.last_reply = Some(Instant::now());
+                        }
+                        Some(_) => {
+                            if let Some(frame) = decode_frame(&line) {
+                                self.received.push_back(frame);
+                            } else {
+                                tracing::debug!(device = %self.device, line = %String::from_utf8_lossy(&line), "ignored slcan line");
+                            }
+                        }
+                    }
+                }
+                b'\n' => {}
+                _ => self.line.push(b),
             }
         }
     }
