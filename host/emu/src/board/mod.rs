@@ -125,7 +125,7 @@ pub struct EmulatedBoard {
     /// to a bus fault, error passive and bus-off events.
     finished_can: [u64; 7],
     /// The fault the bench put on the CAN bus: a property of the bus, kept across resets.
-    can_bus_fault: crate::devices::fdcan::BusFault,
+    can_bus_fault: rig_instruments::CanBusFault,
     wall_us: u64,
     /// How the last core ended, when it did not simply stop (lock-up, fault).
     pub last_stop: Option<String>,
@@ -202,7 +202,7 @@ impl EmulatedBoard {
             power_cut: false,
             finished: CpuStats::default(),
             finished_can: [0; 7],
-            can_bus_fault: crate::devices::fdcan::BusFault::None,
+            can_bus_fault: rig_instruments::CanBusFault::None,
             wall_us: 0,
             last_stop: None,
             tick_budget: TICK_BUDGET,
@@ -739,21 +739,11 @@ impl SimulatedTarget for EmulatedBoard {
     }
 
     fn can_bus_fault(&self) -> rig_instruments::CanBusFault {
-        use crate::devices::fdcan::BusFault;
-        match self.can_bus_fault {
-            BusFault::None => rig_instruments::CanBusFault::None,
-            BusFault::NoAck => rig_instruments::CanBusFault::NoAck,
-            BusFault::Short => rig_instruments::CanBusFault::Short,
-        }
+        self.can_bus_fault
     }
 
     fn set_can_bus_fault(&mut self, fault: rig_instruments::CanBusFault) -> Result<(), String> {
-        use crate::devices::fdcan::BusFault;
-        self.can_bus_fault = match fault {
-            rig_instruments::CanBusFault::None => BusFault::None,
-            rig_instruments::CanBusFault::NoAck => BusFault::NoAck,
-            rig_instruments::CanBusFault::Short => BusFault::Short,
-        };
+        self.can_bus_fault = fault;
         Ok(())
     }
 

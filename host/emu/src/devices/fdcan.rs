@@ -59,20 +59,14 @@ const LEC_NONE: u32 = 0;
 const LEC_ACK: u32 = 3;
 const LEC_BIT1: u32 = 4;
 
-/// What is wrong with the bus, as the bench sets it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum BusFault {
-    #[default]
-    None,
-    /// No other node on the bus: nothing arrives and no frame the board sends is
-    /// acknowledged. The transmitter goes error passive (TEC 128) and retries for ever; an
-    /// acknowledge error in error passive does not count (ISO 11898-1), so never bus-off.
-    NoAck,
-    /// CANH shorted to CANL or the bus held dominant: nothing arrives, every transmission
-    /// meets a bit error (TEC + 8 each), bus-off after 32 attempts, and no recovery while
-    /// the short lasts (the bus is never idle).
-    Short,
-}
+/// What is wrong with the bus, as the bench sets it (the bench's own fault type). The model:
+/// `NoAck`, no other node: nothing arrives and no frame the board sends is acknowledged; the
+/// transmitter goes error passive (TEC 128) and retries for ever, since an acknowledge error
+/// in error passive does not count (ISO 11898-1), so never bus-off. `Short`, CANH shorted to
+/// CANL or the bus held dominant: nothing arrives, every transmission meets a bit error (8
+/// more on the TEC each), bus-off after 32 attempts, and no recovery while the short lasts
+/// (the bus is never idle).
+pub use rig_instruments::CanBusFault as BusFault;
 
 /// Bit times of one failed attempt: an acknowledge error comes at the end of the frame
 /// (about 111 bits of an 8-byte frame, then the error flag, its delimiter and the
