@@ -41,8 +41,8 @@ enum Command {
         #[arg(long)]
         evidence: bool,
     },
-    /// Rebuild a run folder's report.json and junit.xml from its event log (events.jsonl):
-    /// after a killed run, every finished step is there.
+    /// Rebuild a run folder's report.json, junit.xml and report.html from its event log
+    /// (events.jsonl): after a killed run, every finished step is there.
     Report {
         /// The run folder (reports/<run-id>)
         folder: PathBuf,
@@ -98,6 +98,12 @@ enum Command {
         /// download nothing, as a bench board before anyone flashes it
         #[arg(long)]
         as_found: bool,
+        /// Take fault commands on this TCP address (e.g. 127.0.0.1:3250), one per line:
+        /// `fault DEVICE vanish|silent|garbage|slow [delay_ms=N] [for_ms=N]`, `clear DEVICE`
+        /// (DEVICE: can, pulse_meter, power, telemetry). With --usbip, `vanish` unplugs the
+        /// device's USB plug and `clear` plugs it back in
+        #[arg(long, value_name = "ADDRESS")]
+        fault_control: Option<String>,
     },
     /// List serial ports (USB vendor:product, serial, manufacturer, /dev/serial/by-id names)
     /// and debug probes (serial numbers), to help write a rig config. Needs nothing attached.
@@ -239,6 +245,7 @@ fn main() -> ExitCode {
             rig,
             usbip,
             as_found,
+            fault_control,
         } => {
             let firmware = if as_found {
                 commands::sim::SimFirmware::AsFound
@@ -247,7 +254,10 @@ fn main() -> ExitCode {
             };
             commands::sim::cli(
                 &rig.unwrap_or_else(default_rig_config),
-                usbip.as_deref(),
+                commands::sim::Serve {
+                    usbip: usbip.as_deref(),
+                    fault_control: fault_control.as_deref(),
+                },
                 firmware,
             )
         }

@@ -135,3 +135,38 @@ fn a_device_fault_mid_run_is_an_error_naming_the_device(
         step.duration_ms
     );
 }
+
+/// Two devices fail in one step: the relay's own error (it never cut the supply) stays the
+/// message, and the CAN adapter's, which fell silent during the same step, follows it in the
+/// diagnosis instead of replacing it (over USB a late relay left the adapter's frames
+/// unacknowledged, and the adapter was then named for the relay's fault).
+#[test]
+fn a_second_device_failing_in_the_same_step_does_not_hide_the_first() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = std::fs::read_to_string(common::repo("rig-config/sim.toml")).expect("sim.toml");
+    // The relay goes silent in the hold, the adapter once the power cycle (which waits 2 s for
+    // the supply to drop) is under way.
+    let rig = common::write(
+        dir.path(),
+        "rig.toml",
+        &format!(
+            "{base}\n[simulated_faults]\npower = {{ kind = \"silent\", after_ms = {AFTER_MS} }}\n\
+             can = {{ kind = \"silent\", after_ms = {} }}\n",
+            AFTER_MS + HOLD_MS
+        ),
+    );
+    let (result, _reports) = common::run(&rig, &[scenario(dir.path(), "power")]);
+    let step = first_not_passed(&result.report);
+    let message = step.message.as_deref().unwrap_or_default();
+    let diagnosis = step.diagnosis.as_deref().unwrap_or_default();
+    assert_eq!(
+        (step.outcome, step.action.as_str()),
+        (Outcome::Error, "power_cycle"),
+        "{message}"
+    );
+    assert!(message.contains("LCUS relay"), "{message:?}");
+    assert!(
+        diagnosis.contains("the CAN adapter failed too") && diagnosis.contains("slcan"),
+        "{diagnosis:?}"
+    );
+}

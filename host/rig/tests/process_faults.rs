@@ -325,6 +325,7 @@ fn a_killed_run_is_rebuilt_from_its_event_log_with_every_finished_step() {
         .expect("a run folder");
     // Only the event log counts: the report written along the way goes.
     std::fs::remove_file(run.join("report.json")).expect("report.json was there");
+    std::fs::remove_file(run.join("report.html")).expect("report.html was there");
     let rebuilt = Command::new(env!("CARGO_BIN_EXE_rig"))
         .arg("report")
         .arg(&run)
@@ -361,4 +362,13 @@ fn a_killed_run_is_rebuilt_from_its_event_log_with_every_finished_step() {
         junit.contains(r#"tests="2" failures="0" errors="1""#),
         "{junit}"
     );
+    // The page too, with the finished expect_pulse's captures as its plot.
+    let html = std::fs::read_to_string(run.join("report.html")).expect("report.html rebuilt");
+    let traced = steps
+        .iter()
+        .chain(sc[0]["steps"].as_array().into_iter().flatten())
+        .filter(|s| s["trace"].is_object())
+        .count();
+    assert!(traced >= 1, "{report:#}");
+    assert_eq!(html.matches("<svg class=\"pulse-plot\"").count(), traced);
 }

@@ -23,15 +23,16 @@ impl Drop for Running {
     }
 }
 
-#[test]
-fn sim_command_serves_the_instruments_until_ctrl_c() {
-    let _g = common::bench_lock();
+/// Starts `rig sim --rig rig-config/sim.toml` with `args` and reads its banner until a line
+/// starts with each of `until`.
+fn start_sim(args: &[&str], until: &[&str]) -> (Running, Vec<String>, mpsc::Receiver<String>) {
     let rig = common::repo("rig-config/sim.toml");
     let mut child = Running(
         Command::new(env!("CARGO_BIN_EXE_rig"))
             .arg("sim")
             .arg("--rig")
             .arg(&rig)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -49,20 +50,32 @@ fn sim_command_serves_the_instruments_until_ctrl_c() {
     });
     let mut lines = Vec::new();
     let end = Instant::now() + Duration::from_secs(30);
-    while !lines.iter().any(|l: &String| l.starts_with("Ctrl-C")) {
+    while !until
+        .iter()
+        .all(|u| lines.iter().any(|l: &String| l.starts_with(u)))
+    {
         let left = end.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(l) => lines.push(l),
             Err(e) => panic!("no full banner from `rig sim` ({e}); got {lines:#?}"),
         }
     }
-    let var = |name: &str| {
-        lines
-            .iter()
-            .find_map(|l| l.strip_prefix(&format!("{name}=")))
-            .unwrap_or_else(|| panic!("no {name}= in {lines:#?}"))
-            .to_string()
-    };
+    (child, lines, rx)
+}
+
+fn banner_var(lines: &[String], name: &str) -> String {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name}= in {lines:#?}"))
+        .to_string()
+}
+
+#[test]
+fn sim_command_serves_the_instruments_until_ctrl_c() {
+    let _g = common::bench_lock();
+    let (mut child, lines, rx) = start_sim(&[], &["Ctrl-C"]);
+    let var = |name: &str| banner_var(&lines, name);
     let (slcan, sump, relay, telemetry) =
         (var("SLCAN"), var("SUMP"), var("RELAY"), var("TELEMETRY"));
     for p in [&slcan, &sump, &relay, &telemetry] {
@@ -115,6 +128,60 @@ fn sim_command_serves_the_instruments_until_ctrl_c() {
     assert_eq!(status.code(), Some(0));
     let rest: Vec<String> = rx.try_iter().collect();
     assert!(rest.iter().any(|l| l == "rig sim: stopped"), "{rest:?}");
+}
+
+/// `rig sim --fault-control`: a fault asked for on the TCP port shows on the device's own
+/// port at once, and `clear` ends it.
+#[test]
+fn sim_command_takes_faults_on_its_control_port() {
+    let _g = common::bench_lock();
+    let (_child, lines, _rx) = start_sim(
+        &["--fault-control", "127.0.0.1:0"],
+        &["Ctrl-C", "Fault control on "],
+    );
+    let address = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("Fault control on "))
+        .and_then(|l| {
+            l.split(':')
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(":")
+                .parse::<std::net::SocketAddr>()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no address in {lines:#?}"));
+    let mut control = std::net::TcpStream::connect(address).expect("control port");
+    control
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut answers = BufReader::new(control.try_clone().expect("clone"));
+    let mut ask = |command: &str| {
+        use std::io::Write;
+        control
+            .write_all(format!("{command}\n").as_bytes())
+            .expect("send");
+        let mut answer = String::new();
+        answers.read_line(&mut answer).expect("answer");
+        answer
+    };
+    let telemetry = banner_var(&lines, "TELEMETRY");
+    let mut vcp = SerialTelemetry::open(&telemetry, 115_200).expect("telemetry port opens");
+    vcp.next_status(Duration::from_secs(3))
+        .expect("status lines before the fault");
+
+    let answer = ask("fault telemetry silent");
+    assert!(answer.starts_with("ok "), "{answer}");
+    let silent = vcp.next_status(Duration::from_millis(1500));
+    assert!(silent.is_err(), "a status line while silent: {silent:?}");
+
+    let answer = ask("clear telemetry");
+    assert!(answer.starts_with("ok "), "{answer}");
+    vcp.next_status(Duration::from_secs(3))
+        .expect("status lines again once cleared");
+
+    let answer = ask("fault probe silent");
+    assert!(answer.starts_with("error: "), "{answer}");
 }
 
 #[test]

@@ -7,7 +7,7 @@
 use std::{
     collections::VecDeque,
     io::{Read, Write},
-    sync::{Arc, OnceLock},
+    sync::{Arc, Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -24,11 +24,49 @@ pub enum FaultDevice {
     Probe,
 }
 
+impl FaultDevice {
+    pub const ALL: [FaultDevice; 5] = [
+        FaultDevice::Can,
+        FaultDevice::PulseMeter,
+        FaultDevice::Power,
+        FaultDevice::Telemetry,
+        FaultDevice::Probe,
+    ];
+
+    /// Its key in `[simulated_faults]`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultDevice::Can => "can",
+            FaultDevice::PulseMeter => "pulse_meter",
+            FaultDevice::Power => "power",
+            FaultDevice::Telemetry => "telemetry",
+            FaultDevice::Probe => "probe",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A fault set while the bench runs (`rig sim --fault-control`), in place of the configured
+/// one; `None` clears the device. Its `after_ms` and `for_ms` count from `at`.
+#[derive(Clone, Copy, Debug)]
+struct Injected {
+    at: Instant,
+    fault: Option<DeviceFault>,
+}
+
 /// The configured faults and the moment their clock starts (the end of bring-up).
 #[derive(Debug, Default)]
 pub struct FaultPlan {
     faults: SimulatedFaults,
     armed_at: OnceLock<Instant>,
+    injected: Mutex<[Option<Injected>; 5]>,
 }
 
 impl FaultPlan {
@@ -36,7 +74,19 @@ impl FaultPlan {
         Self {
             faults,
             armed_at: OnceLock::new(),
+            injected: Mutex::default(),
         }
+    }
+
+    /// From now on `device` shows `fault` (its `after_ms` and `for_ms` counted from now)
+    /// instead of its configured one; `None` makes it behave. A device that has vanished from
+    /// its pseudo-terminal stays gone (its port is closed).
+    pub fn inject(&self, device: FaultDevice, fault: Option<DeviceFault>) {
+        let mut injected = self.injected.lock().unwrap_or_else(|e| e.into_inner());
+        injected[device.index()] = Some(Injected {
+            at: Instant::now(),
+            fault,
+        });
     }
 
     /// Starts every fault's `after_ms` clock (once; later calls change nothing).
@@ -57,9 +107,11 @@ impl FaultPlan {
 
     /// The fault `device` shows now, if its time has come.
     pub fn active(&self, device: FaultDevice) -> Option<DeviceFault> {
-        let fault = self.configured(device)?;
-        let armed = self.armed_at.get()?;
-        let since = armed.elapsed();
+        let injected = self.injected.lock().unwrap_or_else(|e| e.into_inner())[device.index()];
+        let (fault, since) = match injected {
+            Some(Injected { at, fault }) => (fault?, at.elapsed()),
+            None => (self.configured(device)?, self.armed_at.get()?.elapsed()),
+        };
         let started = since >= Duration::from_millis(fault.after_ms);
         let over = fault
             .for_ms
@@ -420,5 +472,64 @@ mod tests {
         );
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(plan.active(FaultDevice::PulseMeter), None, "over");
+    }
+
+    #[test]
+    fn an_injected_fault_starts_when_injected_and_replaces_the_configured_one() {
+        let plan = FaultPlan::new(SimulatedFaults {
+            can: Some(fault(FaultKind::Garbage, None)),
+            ..Default::default()
+        });
+        // Not armed: the configured fault waits for bring-up, an injected one does not.
+        plan.inject(FaultDevice::Telemetry, Some(fault(FaultKind::Silent, None)));
+        assert_eq!(
+            plan.active(FaultDevice::Telemetry).map(|f| f.kind),
+            Some(FaultKind::Silent)
+        );
+        plan.arm();
+        assert_eq!(
+            plan.active(FaultDevice::Can).map(|f| f.kind),
+            Some(FaultKind::Garbage)
+        );
+        plan.inject(FaultDevice::Can, None);
+        assert_eq!(plan.active(FaultDevice::Can), None, "cleared");
+        plan.inject(
+            FaultDevice::Can,
+            Some(DeviceFault {
+                for_ms: Some(40),
+                ..fault(FaultKind::Slow, Some(5))
+            }),
+        );
+        assert_eq!(
+            plan.active(FaultDevice::Can).map(|f| f.kind),
+            Some(FaultKind::Slow)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            plan.active(FaultDevice::Can),
+            None,
+            "its for_ms counts from injection"
+        );
+        assert_eq!(plan.active(FaultDevice::PulseMeter), None, "another device");
+    }
+
+    #[test]
+    fn device_names_are_the_config_keys() {
+        let keys: Vec<&str> = SimulatedFaults {
+            can: Some(fault(FaultKind::Silent, None)),
+            pulse_meter: Some(fault(FaultKind::Silent, None)),
+            power: Some(fault(FaultKind::Silent, None)),
+            telemetry: Some(fault(FaultKind::Silent, None)),
+            probe: Some(fault(FaultKind::Silent, None)),
+        }
+        .each()
+        .map(|(k, _)| k)
+        .collect();
+        let names: Vec<&str> = FaultDevice::ALL.iter().map(|d| d.name()).collect();
+        assert_eq!(keys, names);
+        for d in FaultDevice::ALL {
+            assert_eq!(FaultDevice::from_name(d.name()), Some(d));
+        }
+        assert_eq!(FaultDevice::from_name("relay"), None);
     }
 }

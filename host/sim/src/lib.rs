@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod board_power;
 pub mod capabilities;
+pub mod fault_control;
 pub mod faults;
 pub mod flash;
 pub mod lcus_relay;

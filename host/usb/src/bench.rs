@@ -15,6 +15,7 @@ use std::{
 
 use rig_sim::{
     bench::SimulatedPorts,
+    fault_control::UsbPlugs,
     faults::{FaultDevice, FaultKind},
     shared::{ProbeSupply, Shared},
     swd_wire::SwdCounters,
@@ -60,6 +61,33 @@ pub struct UsbBench {
     stop: Arc<AtomicBool>,
     watcher: Option<JoinHandle<()>>,
     unplugger: Option<JoinHandle<()>>,
+    serial_plugs: Arc<SerialPlugs>,
+}
+
+/// The serial instruments' USB plugs, for faults injected while the bench runs.
+struct SerialPlugs(Vec<(FaultDevice, Plug)>);
+
+impl UsbPlugs for SerialPlugs {
+    fn set_plugged(&self, device: FaultDevice, plugged: bool) -> Result<(), String> {
+        let (_, plug) =
+            self.0.iter().find(|(d, _)| *d == device).ok_or_else(|| {
+                format!("{}: no USB device of its own on this bench", device.name())
+            })?;
+        if plug.is_plugged() != plugged {
+            tracing::info!(
+                busid = plug.busid(),
+                ?device,
+                "fault control: {}",
+                if plugged {
+                    "plugged back in"
+                } else {
+                    "unplugged"
+                }
+            );
+            plug.set_plugged(plugged);
+        }
+        Ok(())
+    }
 }
 
 /// The CANable with the slcan firmware (canable.io; its USB strings as udev names them).
@@ -223,6 +251,7 @@ impl UsbBench {
         );
         fault_plugs.push((FaultDevice::Power, relay_plug));
         let server = server.start(&config.listen)?;
+        let serial_plugs = Arc::new(SerialPlugs(fault_plugs.clone()));
         let stop = Arc::new(AtomicBool::new(false));
         let unplugger = {
             let (stop, shared) = (stop.clone(), shared.clone());
@@ -248,7 +277,13 @@ impl UsbBench {
             stop,
             watcher,
             unplugger: Some(unplugger),
+            serial_plugs,
         })
+    }
+
+    /// The CANable's, the analyzer's and the relay's plugs (`rig sim --fault-control`).
+    pub fn serial_plugs(&self) -> Arc<dyn UsbPlugs> {
+        self.serial_plugs.clone()
     }
 
     pub fn address(&self) -> std::net::SocketAddr {

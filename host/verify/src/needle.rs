@@ -9,7 +9,10 @@ use std::{
 use gauge_logic::gauge::GaugeTiming;
 use rig_instruments::InstrumentError;
 
-use crate::{report::Measurement, session::*};
+use crate::{
+    report::{Measurement, PulseTrace},
+    session::*,
+};
 
 /// Pulses per capture. Captures follow each other without missing a pulse, so the settle check
 /// (the last two pulses agree and sit at the target) can span two captures.
@@ -21,13 +24,14 @@ const PWM_PERIOD_MS: f64 = 20.0;
 impl Runner<'_> {
     /// Captures until the last two pulses that began after `after` agree and sit within `tol`
     /// of `target`, or `deadline`. Returns (mean of those two pulses, period, when the first
-    /// at-target pulse began).
+    /// at-target pulse began). Every pulse captured goes into `trace` (time from `after`).
     pub(crate) fn settle(
         &mut self,
         target: f64,
         tol: f64,
         after: Instant,
         deadline: Instant,
+        trace: &mut PulseTrace,
     ) -> Result<(f64, f64, Instant), (Option<f64>, String)> {
         let mut last: Option<f64> = None;
         let mut last_problem = String::from("no capture completed");
@@ -50,6 +54,14 @@ impl Runner<'_> {
                             (tc.started + Duration::from_secs_f64((end - h) / 1e6), h)
                         })
                         .collect();
+                    for &(t, h) in &pulses {
+                        let since = if t >= after {
+                            ms(t - after)
+                        } else {
+                            -ms(after - t)
+                        };
+                        trace.push(since, h);
+                    }
                     // Contiguous with the previous capture when the gap is one servo period.
                     let contiguous = match (stream.last(), pulses.first()) {
                         (Some(&(prev, _)), Some(&(first, _))) => {
@@ -117,7 +129,6 @@ impl Runner<'_> {
     ) -> StepResult {
         let step_start = Instant::now();
         let deadline = step_start + timeout;
-        let limits = (Some(us - tol), Some(us + tol));
         // After a set-point, only pulses that begin once its first frame is on the bus count
         // (an OBD-II set-point waits for the gauge's next request).
         let t0 = if setpoint.is_some() {
@@ -133,7 +144,25 @@ impl Runner<'_> {
         } else {
             step_start
         };
-        match self.settle(us, tol, t0, deadline) {
+        let mut trace = PulseTrace::new(us, tol);
+        let result = self.settle(us, tol, t0, deadline, &mut trace);
+        self.judge_pulse(us, tol, timeout, setpoint, t0, result, state)
+            .with_trace(trace)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn judge_pulse(
+        &mut self,
+        us: f64,
+        tol: f64,
+        timeout: Duration,
+        setpoint: Option<Option<f64>>,
+        t0: Instant,
+        result: Result<(f64, f64, Instant), (Option<f64>, String)>,
+        state: &mut ScenarioState,
+    ) -> StepResult {
+        let limits = (Some(us - tol), Some(us + tol));
+        match result {
             Ok((mean, period, at)) => {
                 let confirmed = Instant::now();
                 state.last_pulse_us = Some(mean);
@@ -208,11 +237,13 @@ impl Runner<'_> {
             .unwrap_or_else(Instant::now);
         let deadline = reference + Duration::from_millis(within_ms + 500);
         let mut m = Vec::new();
+        let mut trace = PulseTrace::new(park, tol);
         match self.settle(
             park,
             tol,
             reference,
             deadline.max(Instant::now() + Duration::from_millis(200)),
+            &mut trace,
         ) {
             Ok((mean, _, at)) => {
                 state.last_pulse_us = Some(mean);
@@ -242,7 +273,7 @@ impl Runner<'_> {
                         Some(park + tol),
                     ));
                 }
-                return StepResult::fail(m, format!("needle did not park at {park} us within {within_ms} ms of the last valid data: {problem}"));
+                return StepResult::fail(m, format!("needle did not park at {park} us within {within_ms} ms of the last valid data: {problem}")).with_trace(trace);
             }
         }
         match self.next_status() {
@@ -254,11 +285,11 @@ impl Runner<'_> {
                     Some(1.0),
                     Some(1.0),
                 ));
-                StepResult::judged(m)
+                StepResult::judged(m).with_trace(trace)
             }
             Err(mut r) => {
                 r.measurements = m;
-                r
+                r.with_trace(trace)
             }
         }
     }

@@ -11,7 +11,7 @@ use gauge_logic::telemetry::StatusLine;
 use rig_instruments::InstrumentError;
 
 use crate::{
-    report::{Measurement, Outcome},
+    report::{Measurement, Outcome, PulseTrace},
     rig::Rig,
 };
 
@@ -49,6 +49,8 @@ pub(crate) struct StepResult {
     pub(crate) measurements: Vec<Measurement>,
     pub(crate) message: Option<String>,
     pub(crate) diagnosis: Option<String>,
+    /// Boxed: a step result is often the `Err` of a `Result`.
+    pub(crate) trace: Option<Box<PulseTrace>>,
 }
 
 impl StepResult {
@@ -63,6 +65,7 @@ impl StepResult {
             measurements,
             message: None,
             diagnosis: None,
+            trace: None,
         }
     }
     pub(crate) fn pass() -> Self {
@@ -74,6 +77,7 @@ impl StepResult {
             measurements: Vec::new(),
             message: Some(message.into()),
             diagnosis: None,
+            trace: None,
         }
     }
     pub(crate) fn fail(measurements: Vec<Measurement>, message: impl Into<String>) -> Self {
@@ -82,10 +86,15 @@ impl StepResult {
             measurements,
             message: Some(message.into()),
             diagnosis: None,
+            trace: None,
         }
     }
     pub(crate) fn with_message(mut self, m: impl Into<String>) -> Self {
         self.message = Some(m.into());
+        self
+    }
+    pub(crate) fn with_trace(mut self, trace: PulseTrace) -> Self {
+        self.trace = Some(Box::new(trace.thinned()));
         self
     }
 }

@@ -1,4 +1,4 @@
-//! `rig report <run folder>`: rebuilds `report.json` and `junit.xml` from the folder's event
+//! `rig report <run folder>`: rebuilds `report.json`, `junit.xml` and `report.html` from the folder's event
 //! log (`events.jsonl`), e.g. after the rig was killed mid-scenario (every finished step is in
 //! the log) or to render a report again.
 

@@ -143,12 +143,16 @@ pub fn summary_line(report: &RunReport) -> String {
     )
 }
 
-/// Where a run's report and its JUnit file are.
+/// Where a run's report, its JUnit file and its HTML page are.
 pub fn print_outputs(report_json: &std::path::Path) {
     println!("report: {}", report_json.display());
     println!(
         "junit:  {}",
         report_json.with_file_name("junit.xml").display()
+    );
+    println!(
+        "html:   {}",
+        report_json.with_file_name("report.html").display()
     );
 }
 

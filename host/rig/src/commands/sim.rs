@@ -16,6 +16,7 @@ use std::{
 
 use bench_config::{CanAdapterKind, FirmwareKind, RigConfig};
 use rig_instruments::drivers;
+use rig_sim::fault_control::FaultControl;
 use rig_usb::bench::{UsbBench, UsbBenchConfig};
 
 pub use crate::assembly::standalone::{start, SimCommandError, SimFirmware, SimSession};
@@ -117,21 +118,45 @@ fn usb_instructions(usb: &UsbBench) -> String {
     text
 }
 
+/// What `rig sim` serves besides the pseudo-terminals.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Serve<'a> {
+    /// The USB/IP server's address (`--usbip`).
+    pub usbip: Option<&'a str>,
+    /// The fault-control port's address (`--fault-control`).
+    pub fault_control: Option<&'a str>,
+}
+
 /// Runs the bench of `path` until `stop` is set, reporting power changes on `out`.
 pub fn run(
     path: &Path,
-    usbip: Option<&str>,
+    serve: Serve<'_>,
     firmware: SimFirmware,
     stop: &AtomicBool,
     out: &mut dyn Write,
 ) -> Result<(), SimCommandError> {
     let session = start(path, firmware)?;
-    let usb = usbip
+    let usb = serve
+        .usbip
         .map(|listen| serve_usb(&session, listen))
+        .transpose()?;
+    let control = serve
+        .fault_control
+        .map(|listen| {
+            let plugs = usb.as_ref().map(UsbBench::serial_plugs);
+            FaultControl::start(listen, session.bench_parts().0.faults.clone(), plugs)
+                .map_err(SimCommandError::Bench)
+        })
         .transpose()?;
     let mut text = instructions(&session.config, session.ports());
     if let Some(usb) = &usb {
         text += &usb_instructions(usb);
+    }
+    if let Some(control) = &control {
+        text += &format!(
+            "Fault control on {}: `fault DEVICE vanish|silent|garbage|slow [delay_ms=N] [for_ms=N]`, `clear DEVICE`\n",
+            control.address()
+        );
     }
     // Output is best effort: a closed stdout must not stop the bench.
     let _ = out.write_all(text.as_bytes());
@@ -170,6 +195,7 @@ pub fn run(
     if let Some(usb) = usb {
         let _ = writeln!(out, "ST-LINK: {}", usb.stlink_stats());
     }
+    drop(control);
     drop(session);
     let _ = writeln!(out, "rig sim: stopped");
     let _ = out.flush();
@@ -177,9 +203,9 @@ pub fn run(
 }
 
 /// `rig sim` for the CLI: 0 after Ctrl-C, 2 when the bench could not start.
-pub fn cli(path: &Path, usbip: Option<&str>, firmware: SimFirmware) -> ExitCode {
+pub fn cli(path: &Path, serve: Serve<'_>, firmware: SimFirmware) -> ExitCode {
     let stop = super::signals::install("the simulated bench");
-    match run(path, usbip, firmware, &stop, &mut std::io::stdout()) {
+    match run(path, serve, firmware, &stop, &mut std::io::stdout()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -70,6 +70,7 @@ impl Runner<'_> {
             measurements: r.measurements,
             message: r.message,
             diagnosis: r.diagnosis,
+            trace: r.trace.map(|t| *t),
         }
     }
 
@@ -253,11 +254,13 @@ impl Runner<'_> {
         ) {
             return StepResult::error(e);
         }
+        let mut trace = crate::report::PulseTrace::new(p.pulse_us, p.tolerance_us);
         match self.settle(
             p.pulse_us,
             p.tolerance_us,
             on,
             frames_from + p.settle_timeout,
+            &mut trace,
         ) {
             Ok((mean, _, at)) => {
                 state.set_needle(mean);
@@ -312,6 +315,6 @@ impl Runner<'_> {
         if !notes.is_empty() {
             r.message = Some(notes.join("; "));
         }
-        r
+        r.with_trace(trace)
     }
 }

@@ -308,6 +308,7 @@ mod tests {
                     )],
                     message: Some(format!("{name} went wrong")),
                     diagnosis: Some("what it means".into()),
+                    trace: None,
                 })
                 .into_iter()
                 .collect(),

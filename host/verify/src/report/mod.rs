@@ -1,8 +1,9 @@
 //! The JSON run report (schema in `reports/README.md`), written atomically after every
-//! scenario so an interrupted run still leaves a readable record, and the JUnit XML rendered
-//! from it (`junit`).
+//! scenario so an interrupted run still leaves a readable record, and the JUnit XML (`junit`)
+//! and the HTML page (`html`) rendered from it.
 
 pub mod events;
+pub mod html;
 pub mod junit;
 pub mod run_log;
 
@@ -111,6 +112,57 @@ pub struct StepReport {
     /// For failures the rig can explain: what was found, what it means, how to recover.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diagnosis: Option<String>,
+    /// The needle's pulses the step watched (expect_pulse, expect_failsafe, the power-cycle
+    /// check), for the HTML report's plot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<PulseTrace>,
+}
+
+/// The servo pulses a step captured while it waited for the needle: each pulse's rising edge
+/// (ms from the step's reference: the set-point's first frame on the bus, the last valid
+/// frame for a failsafe, power-on for a power cycle; earlier pulses are negative) and width.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PulseTrace {
+    pub target_us: f64,
+    pub tolerance_us: f64,
+    /// Pulses captured in all; `t_ms`/`width_us` keep at most [`PulseTrace::MAX_POINTS`].
+    pub captured: usize,
+    pub t_ms: Vec<f64>,
+    pub width_us: Vec<f64>,
+}
+
+impl PulseTrace {
+    /// A long wait's trace is thinned to this many points (a report stays small; a plot of
+    /// more points shows nothing more).
+    pub const MAX_POINTS: usize = 200;
+
+    pub fn new(target_us: f64, tolerance_us: f64) -> Self {
+        Self {
+            target_us,
+            tolerance_us,
+            ..Self::default()
+        }
+    }
+
+    pub fn push(&mut self, t_ms: f64, width_us: f64) {
+        self.captured += 1;
+        self.t_ms.push(t_ms);
+        self.width_us.push(width_us);
+    }
+
+    /// At most [`Self::MAX_POINTS`] points, evenly spread, the first and the last kept (the
+    /// last ones are what the verdict was made on).
+    pub fn thinned(mut self) -> Self {
+        let n = self.t_ms.len();
+        if n > Self::MAX_POINTS {
+            let keep: Vec<usize> = (0..Self::MAX_POINTS)
+                .map(|i| i * (n - 1) / (Self::MAX_POINTS - 1))
+                .collect();
+            self.t_ms = keep.iter().map(|&i| self.t_ms[i]).collect();
+            self.width_us = keep.iter().map(|&i| self.width_us[i]).collect();
+        }
+        self
+    }
 }
 
 /// Settling performance of a scenario's set-points, against the physical floor.
@@ -423,6 +475,11 @@ impl ReportWriter {
         self.dir.join("junit.xml")
     }
 
+    /// `report.html` beside `report.json` ([`html`]).
+    pub fn html_path(&self) -> PathBuf {
+        self.dir.join("report.html")
+    }
+
     fn write_with(&self, report: &RunReport, sync: bool) -> std::io::Result<()> {
         let mut json = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
         json.push('\n');
@@ -441,7 +498,9 @@ impl ReportWriter {
             .unwrap_or_else(|e| e.into_inner())
             .sync_data()?;
         let xml = junit::render(report)?;
-        self.replace(".junit.xml.tmp", &self.junit_path(), &xml, sync)
+        self.replace(".junit.xml.tmp", &self.junit_path(), &xml, sync)?;
+        let page = html::render(report);
+        self.replace(".report.html.tmp", &self.html_path(), &page, sync)
     }
 
     /// Writes `text` to `path` through a temporary file and a rename, so a failed write

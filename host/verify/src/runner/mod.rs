@@ -48,16 +48,29 @@ impl Runner<'_> {
                     measurements: Vec::new(),
                     message: Some(reason.clone()),
                     diagnosis: None,
+                    trace: None,
                 });
                 continue;
             }
             let t = Instant::now();
             let mut result = self.step(scenario, &located.step, &mut state);
             if let Some(e) = self.rig.ecu.take_error() {
-                result = StepResult::error(format!(
+                let adapter = format!(
                     "{}: {e}. Check that the adapter is still plugged in and answering (slcan: at 115200 baud on this port)",
                     self.instrument_name(Instrument::Can)
-                ));
+                );
+                if result.outcome == Outcome::Error {
+                    // The step's own error came first and names its instrument; the adapter's
+                    // follows it (seen over USB: a relay's late answer left the board off, so
+                    // the adapter's frames went unacknowledged).
+                    let also = format!("the CAN adapter failed too: {adapter}");
+                    result.diagnosis = Some(match result.diagnosis.take() {
+                        Some(d) => format!("{d}; {also}"),
+                        None => also,
+                    });
+                } else {
+                    result = StepResult::error(adapter);
+                }
             }
             if result.outcome != Outcome::Pass && !state.bus_fault_set {
                 if let Some(st) = self.rig.ecu.adapter_status().filter(|s| s.bus_in_trouble()) {
@@ -81,6 +94,7 @@ impl Runner<'_> {
                 measurements: result.measurements,
                 message: result.message,
                 diagnosis: result.diagnosis,
+                trace: result.trace.map(|t| *t),
             };
             on_step(&report);
             match report.outcome {
