@@ -47,6 +47,20 @@ enum Command {
         /// The run folder (reports/<run-id>)
         folder: PathBuf,
     },
+    /// Each rig's scenario pass rates, the scenarios whose outcome changed, and the trends of
+    /// key measurements (settle/floor, boot to attach, power-on to first pulse) over its last
+    /// runs, from <reports>/history.sqlite (every `rig run` records itself there).
+    History {
+        /// The reports folder whose history.sqlite to read
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+        /// Only this rig (the rig config's `name`)
+        #[arg(long)]
+        rig: Option<String>,
+        /// How many of each rig's last runs
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        last: u32,
+    },
     /// Check scenario and rig files without running anything.
     Check {
         paths: Vec<PathBuf>,
@@ -297,6 +311,9 @@ fn main() -> ExitCode {
             verbose,
         ),
         Command::Report { folder } => commands::report::cli(&folder),
+        Command::History { reports, rig, last } => {
+            commands::history::cli(&reports, rig.as_deref(), last as usize)
+        }
         Command::Check { paths, rig } => {
             commands::check::cli(paths, rig.unwrap_or_else(default_rig_config))
         }

@@ -251,11 +251,14 @@ fn cli_exit_codes_and_report_location() {
         String::from_utf8_lossy(&ok.stderr)
     );
     assert!(stdout.contains("1 passed"), "{stdout}");
+    // One run folder, and the history beside it.
     let runs: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
         .collect();
     assert_eq!(runs.len(), 1);
+    assert!(dir.path().join("history.sqlite").is_file());
     // The rig's own log in the run folder, beside the report.
     let log = std::fs::read_to_string(runs[0].join("rig.log")).expect("rig.log");
     assert!(log.contains("brought up"), "{log}");

@@ -24,6 +24,7 @@ pub fn rebuild(folder: &Path) -> Result<rig_verify::report::RunReport, String> {
     writer
         .write(&report)
         .map_err(|e| format!("{}: {e}", writer.path().display()))?;
+    super::history::record(root, folder, &report);
     Ok(report)
 }
 

@@ -66,14 +66,18 @@ pub fn run_with(
     let opts = RunOptions {
         rig,
         scenarios,
-        reports_root,
+        reports_root: reports_root.clone(),
         dbc,
         abort,
         open_rig: &opener,
         retries: choices.retries,
         evidence_always: choices.evidence_always,
     };
-    job::run(&opts, progress)
+    let result = job::run(&opts, progress)?;
+    if let Some(folder) = result.report_path.parent() {
+        super::history::record(&reports_root, folder, &result.report);
+    }
+    Ok(result)
 }
 
 pub fn cli(args: RunArgs) -> ExitCode {
@@ -154,6 +158,13 @@ pub fn print_outputs(report_json: &std::path::Path) {
         "html:   {}",
         report_json.with_file_name("report.html").display()
     );
+    let history = report_json
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map(|reports| reports.join(rig_history::FILE));
+    if let Some(h) = history.filter(|h| h.is_file()) {
+        println!("history: {} (rig history)", h.display());
+    }
 }
 
 pub struct Console;

@@ -5,7 +5,7 @@
 //! band; power-cycle steps get their timings as bars. The page is rendered from the report
 //! alone, so `rig report` re-renders it from the event log.
 
-use std::fmt::Write as _;
+use std::{collections::HashMap, fmt::Write as _};
 
 use super::{Measurement, Outcome, PulseTrace, RunReport, ScenarioReport, StepReport};
 
@@ -27,8 +27,23 @@ svg{max-width:100%;height:auto;background:#fff;border:1px solid #ddd}.band{fill:
 circle.pulse{fill:#1f5fbf}circle.pulse.out{fill:#b00020}.bar{fill:#1f5fbf}\
 text{font:11px system-ui,sans-serif;fill:#333}.msg{white-space:pre-wrap}";
 
-/// The whole page.
+/// The same rig's earlier runs (from the history), for each measurement shown against them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PastRuns {
+    /// Oldest first.
+    pub run_ids: Vec<String>,
+    /// (scenario name, step index, measurement name) -> its value in each of `run_ids`
+    /// (`None`: not measured in that run).
+    pub values: HashMap<(String, usize, String), Vec<Option<f64>>>,
+}
+
+/// The whole page, without history.
 pub fn render(report: &RunReport) -> String {
+    render_with(report, &PastRuns::default())
+}
+
+/// The whole page, each measurement beside its values in `past`.
+pub fn render_with(report: &RunReport, past: &PastRuns) -> String {
     let mut h = String::with_capacity(64 * 1024);
     let title = format!("gauge rig run {}: {}", report.run_id, report.outcome.name());
     let _ = write!(
@@ -40,7 +55,7 @@ pub fn render(report: &RunReport) -> String {
     );
     summary(&mut h, report);
     for (i, sc) in report.scenarios.iter().enumerate() {
-        scenario(&mut h, i + 1, sc);
+        scenario(&mut h, i + 1, sc, past);
     }
     h.push_str("</body></html>\n");
     h
@@ -125,7 +140,7 @@ fn summary(h: &mut String, r: &RunReport) {
     h.push_str("</table>\n");
 }
 
-fn scenario(h: &mut String, n: usize, sc: &ScenarioReport) {
+fn scenario(h: &mut String, n: usize, sc: &ScenarioReport, past: &PastRuns) {
     let _ = write!(
         h,
         "<section class=\"scenario\" id=\"s{n}\"><h2>{n}. {} &mdash; {}</h2><p>{} &middot; {:.1} s",
@@ -175,7 +190,7 @@ fn scenario(h: &mut String, n: usize, sc: &ScenarioReport) {
     }
     h.push_str("</table>\n");
     for s in &sc.steps {
-        step_details(h, n, s);
+        step_details(h, n, s, &sc.name, past);
     }
     if !sc.evidence.is_empty() {
         h.push_str("<p>evidence: ");
@@ -187,7 +202,7 @@ fn scenario(h: &mut String, n: usize, sc: &ScenarioReport) {
     h.push_str("</section>\n");
 }
 
-fn step_details(h: &mut String, scenario: usize, s: &StepReport) {
+fn step_details(h: &mut String, scenario: usize, s: &StepReport, name: &str, past: &PastRuns) {
     if s.measurements.is_empty() && s.trace.is_none() {
         return;
     }
@@ -199,11 +214,26 @@ fn step_details(h: &mut String, scenario: usize, s: &StepReport) {
         timing_bars(h, scenario, s);
     }
     if !s.measurements.is_empty() {
-        h.push_str("<table class=\"measurements\"><tr><th>measurement</th><th>value</th><th>units</th><th>low</th><th>high</th><th>outcome</th></tr>\n");
+        let with_past = !past.run_ids.is_empty();
+        let _ = writeln!(
+            h,
+            "<table class=\"measurements\"><tr><th>measurement</th><th>value</th><th>units</th><th>low</th><th>high</th><th>outcome</th>{}</tr>",
+            if with_past {
+                format!("<th>last {} runs</th>", past.run_ids.len())
+            } else {
+                String::new()
+            }
+        );
         for m in &s.measurements {
+            let history = if with_past {
+                let key = (name.to_string(), s.index, m.name.clone());
+                format!("<td>{}</td>", sparkline(past.values.get(&key), m.value))
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{history}</tr>",
                 esc(&m.name),
                 number(m.value),
                 esc(&m.units),
@@ -406,6 +436,51 @@ fn timing_bars(h: &mut String, scenario: usize, s: &StepReport) {
     );
 }
 
+/// A measurement's earlier values and this run's (the last point, filled) as a small line,
+/// with their range; empty when no earlier run measured it.
+fn sparkline(earlier: Option<&Vec<Option<f64>>>, now: f64) -> String {
+    let Some(earlier) = earlier else {
+        return String::new();
+    };
+    let values: Vec<f64> = earlier
+        .iter()
+        .flatten()
+        .copied()
+        .chain(std::iter::once(now))
+        .filter(|v| v.is_finite())
+        .collect();
+    if values.len() < 2 {
+        return String::new();
+    }
+    let (lo, hi) = values
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let (w, ht) = (90.0, 18.0);
+    let span = (hi - lo).max(f64::MIN_POSITIVE);
+    let step = w / (values.len() - 1) as f64;
+    let points: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            format!(
+                "{:.1},{:.1}",
+                i as f64 * step,
+                ht - 2.0 - (v - lo) / span * (ht - 4.0)
+            )
+        })
+        .collect();
+    let last = points.last().cloned().unwrap_or_default();
+    let (lx, ly) = last.split_once(',').unwrap_or(("0", "0"));
+    format!(
+        "<svg class=\"spark\" width=\"{w}\" height=\"{ht}\" viewBox=\"0 0 {w} {ht}\" xmlns=\"http://www.w3.org/2000/svg\" data-values=\"{}\">\
+         <polyline fill=\"none\" stroke=\"#888\" points=\"{}\"/><circle cx=\"{lx}\" cy=\"{ly}\" r=\"2\" fill=\"#1f5fbf\"/></svg> {}..{}",
+        values.iter().map(|v| number(*v)).collect::<Vec<_>>().join(" "),
+        points.join(" "),
+        number(lo),
+        number(hi)
+    )
+}
+
 /// Text for HTML content and attribute values.
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -506,6 +581,23 @@ mod tests {
         assert_eq!(t.captured, 1000);
         assert_eq!(t.t_ms.first(), Some(&0.0));
         assert_eq!(t.t_ms.last(), Some(&999.0));
+    }
+
+    #[test]
+    fn measurements_show_against_the_last_runs() {
+        let report = report_with(None, "x");
+        let mut past = PastRuns {
+            run_ids: vec!["a".into(), "b".into()],
+            ..PastRuns::default()
+        };
+        past.values.insert(
+            ("oil <hot> & \"cold\"".into(), 2, "pulse_width".into()),
+            vec![Some(1455.0), None],
+        );
+        let html = render_with(&report, &past);
+        assert!(html.contains("<th>last 2 runs</th>"), "{html}");
+        assert!(html.contains("data-values=\"1455 1300\""), "{html}");
+        assert!(!render(&report).contains("last 2 runs"));
     }
 
     #[test]
