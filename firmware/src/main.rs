@@ -28,6 +28,8 @@ use embassy_stm32::{bind_interrupts, dma, pac, peripherals, Config, SharedData};
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use embassy_sync::channel::Channel;
 use embassy_sync::signal::Signal;
+
+include!(concat!(env!("OUT_DIR"), "/build_info.rs"));
 use embassy_time::{Duration, Instant, Ticker, Timer};
 use embedded_can::{Id, StandardId};
 use gauge_logic::calibration::Calibration;
@@ -186,6 +188,8 @@ async fn telemetry(mut uart: UartTx<'_, Async>, lines: &Signal<NoopRawMutex, Sta
 
 #[embassy_executor::main]
 async fn main(_spawner: Spawner) {
+    // Kept in the image (the linker would drop an unread static): the rig reads it back.
+    core::hint::black_box(&GAUGE_BUILD_INFO);
     // Writes PWR_CR3 (once per power-on) and waits for the supply, then sets up the clocks.
     let p = embassy_stm32::init_primary(clock_config(), &SHARED_DATA);
     let timing = GaugeTiming::DEFAULT;

@@ -432,6 +432,8 @@ mod tests {
             wiring: "direct-smps".into(),
             instruments: Vec::new(),
             usb: Vec::new(),
+            config_sha256: None,
+            host: None,
         });
         for (name, outcome, attach) in outcomes {
             let mut sc = ScenarioReport::under_way(

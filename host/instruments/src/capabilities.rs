@@ -114,7 +114,7 @@ pub struct EmulationStats {
 }
 
 /// What the rig knows about the firmware loaded into the board.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FirmwareIdentity {
     pub name: String,
     pub version: String,
@@ -123,4 +123,16 @@ pub struct FirmwareIdentity {
     pub supply: Option<String>,
     /// SHA-256 of the image, when there is a file.
     pub sha256: Option<String>,
+    /// The ELF's provenance as its build embedded it (firmware/build.rs): git commit, whether
+    /// the firmware's sources differed from it, and the GNU build id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_dirty: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
+    /// The board's flash read back through the probe at bring-up against the ELF:
+    /// `matches the ELF (N bytes)`, `differs from the ELF at 0x...`, or why it was not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_board: Option<String>,
 }

@@ -108,6 +108,72 @@ pub fn parse_segments(bytes: &[u8]) -> Result<Vec<Segment>, String> {
     Ok(segments)
 }
 
+/// What the firmware's build embedded in its ELF (firmware/build.rs): the
+/// `GAUGE_BUILD_INFO` record (`gauge-build/1 commit=<sha> dirty=<0|1|unknown>`, NUL-padded)
+/// and the GNU build id. Each `None` when the ELF has none (another build).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Provenance {
+    pub git_commit: Option<String>,
+    pub git_dirty: Option<bool>,
+    /// Hex.
+    pub build_id: Option<String>,
+    /// Where the record sits in flash, and its bytes: the board holds the same bytes there
+    /// when it runs this build.
+    pub record: Option<(u32, Vec<u8>)>,
+}
+
+/// The symbol firmware/build.rs defines.
+pub const BUILD_INFO_SYMBOL: &str = "GAUGE_BUILD_INFO";
+
+/// Reads [`Provenance`] from an ELF's bytes; never fails (what is missing stays `None`).
+pub fn provenance(bytes: &[u8]) -> Provenance {
+    use object::{ObjectSymbol, ObjectSymbolTable};
+    let mut p = Provenance::default();
+    let Ok(file) = object::File::parse(bytes) else {
+        return p;
+    };
+    p.build_id = file
+        .build_id()
+        .ok()
+        .flatten()
+        .map(|id| id.iter().map(|b| format!("{b:02x}")).collect());
+    let symbol = file
+        .symbol_table()
+        .and_then(|t| t.symbols().find(|s| s.name() == Ok(BUILD_INFO_SYMBOL)));
+    let (Some(symbol), Ok(segments)) = (symbol, parse_segments(bytes)) else {
+        return p;
+    };
+    let (Ok(address), Ok(size)) = (
+        u32::try_from(symbol.address()),
+        usize::try_from(symbol.size()),
+    ) else {
+        return p;
+    };
+    let record = segments.iter().find_map(|s| {
+        let offset = usize::try_from(address.checked_sub(s.address)?).ok()?;
+        s.data
+            .get(offset..offset.checked_add(size)?)
+            .map(<[u8]>::to_vec)
+    });
+    let Some(record) = record else {
+        return p;
+    };
+    let text = String::from_utf8_lossy(&record);
+    let text = text.trim_end_matches('\0');
+    if let Some(fields) = text.strip_prefix("gauge-build/1 ") {
+        for field in fields.split(' ') {
+            match field.split_once('=') {
+                Some(("commit", c)) if c != "unknown" => p.git_commit = Some(c.to_string()),
+                Some(("dirty", "0")) => p.git_dirty = Some(false),
+                Some(("dirty", "1")) => p.git_dirty = Some(true),
+                _ => {}
+            }
+        }
+    }
+    p.record = Some((address, record));
+    p
+}
+
 /// SHA-256 of the file, hex.
 pub fn sha256_hex(path: &Path) -> Result<String, ElfError> {
     use sha2::Digest;

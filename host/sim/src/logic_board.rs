@@ -331,6 +331,7 @@ impl SimulatedTarget for LogicBoard {
             version: env!("CARGO_PKG_VERSION").into(),
             supply: self.firmware.map(|f| f.supply.name().into()),
             sha256: None,
+            ..FirmwareIdentity::default()
         }
     }
 

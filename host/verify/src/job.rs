@@ -175,6 +175,8 @@ fn run_into(
             });
         }
     };
+    // What the board runs, read back before anything else touches it.
+    crate::provenance::fill(&mut rig);
     let mut evidence = Evidence::attach(&mut rig);
     // Once: it looks each USB instrument up on this machine.
     let info = rig.info();

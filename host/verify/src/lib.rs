@@ -13,8 +13,11 @@ pub mod evidence;
 pub mod job;
 mod needle;
 pub mod power_loss;
+pub mod provenance;
 pub mod report;
 pub mod rig;
 pub mod runner;
 pub mod scenario;
 pub mod session;
+#[cfg(test)]
+mod test_probe;

@@ -140,6 +140,11 @@ impl Rig {
         }
         RigInfo {
             usb,
+            config_sha256: rig_instruments::elf::sha256_hex(std::path::Path::new(
+                &self.config.path,
+            ))
+            .ok(),
+            host: host_name(),
             name: self.config.name.clone(),
             config: self.config.path.clone(),
             backend: format!("{:?}", self.config.backend).to_lowercase(),
@@ -231,4 +236,13 @@ impl Rig {
         rig_instruments::interrupt::sleep(Duration::from_millis(self.config.power.settle_ms));
         Ok(())
     }
+}
+
+/// This machine's host name (Linux: the kernel's; else `$HOSTNAME`).
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
 }

@@ -671,6 +671,7 @@ impl SimulatedTarget for EmulatedBoard {
                 .and_then(SupplyConfig::from_cr3)
                 .map(|c| format!("latched {}", c.name())),
             sha256: image.and_then(|k| k.sha256.clone()),
+            ..FirmwareIdentity::default()
         }
     }
 

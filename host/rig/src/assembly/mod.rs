@@ -114,6 +114,7 @@ fn assemble(
             .firmware_elf
             .as_deref()
             .and_then(|p| rig_instruments::elf::sha256_hex(p).ok()),
+        ..FirmwareIdentity::default()
     };
     let shared = bench.as_ref().map(|b| b.shared.clone());
     let capability = |s: &BenchShared| BenchControl::new(s.clone());

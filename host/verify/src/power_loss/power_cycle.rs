@@ -34,7 +34,7 @@ pub(crate) fn flag(name: &str, value: bool, want: bool) -> Measurement {
 }
 
 /// Compares the ELF's loadable segments with the chip's flash; returns (bytes compared, first mismatch).
-fn compare_image(
+pub(crate) fn compare_image(
     probe: &mut dyn DebugProbe,
     segments: &[elf::Segment],
 ) -> Result<(usize, Option<u32>), String> {

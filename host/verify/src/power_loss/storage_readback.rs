@@ -131,60 +131,14 @@ pub fn read_records(probe: &mut dyn DebugProbe) -> Result<BootRecords, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rig_instruments::{CoreSelect, ProbeError};
-
-    /// Flash as a byte pattern, counting the reads that reach it.
-    struct PatternProbe {
-        reads: usize,
-    }
 
     fn pattern(address: u32) -> u8 {
         (address.wrapping_mul(31) >> 3) as u8
     }
 
-    impl DebugProbe for PatternProbe {
-        fn attach(&mut self, _: CoreSelect) -> Result<(), ProbeError> {
-            Ok(())
-        }
-        fn attach_under_reset(&mut self, _: CoreSelect) -> Result<(), ProbeError> {
-            Ok(())
-        }
-        fn hold_reset(&mut self, _: bool) -> Result<(), ProbeError> {
-            Ok(())
-        }
-        fn read_u32(&mut self, address: u32) -> Result<u32, ProbeError> {
-            let mut b = [0u8; 4];
-            self.read_memory(address, &mut b)?;
-            Ok(u32::from_le_bytes(b))
-        }
-        fn read_memory(&mut self, address: u32, buf: &mut [u8]) -> Result<(), ProbeError> {
-            self.reads += 1;
-            for (i, b) in buf.iter_mut().enumerate() {
-                *b = pattern(address + i as u32);
-            }
-            Ok(())
-        }
-        fn write_u32(&mut self, _: u32, _: u32) -> Result<(), ProbeError> {
-            Ok(())
-        }
-        fn reset(&mut self) -> Result<(), ProbeError> {
-            Ok(())
-        }
-        fn mass_erase(&mut self) -> Result<(), ProbeError> {
-            Ok(())
-        }
-        fn flash_elf(&mut self, _: &std::path::Path) -> Result<(), ProbeError> {
-            Ok(())
-        }
-        fn detach(&mut self) {}
-        fn describe(&self) -> String {
-            "pattern probe".into()
-        }
-    }
-
     #[test]
     fn reads_across_blocks_match_the_flash_and_each_block_is_read_once() {
-        let mut probe = PatternProbe { reads: 0 };
+        let mut probe = crate::test_probe::MemoryProbe::new(pattern);
         let mut flash = ProbeFlash::new(&mut probe);
         let start = STORAGE_OFFSETS.start + READ_BLOCK - 5;
         let mut a = [0u8; 13];

@@ -91,12 +91,15 @@ fn summary(h: &mut String, r: &RunReport) {
         let _ = write!(
             h,
             "<tr><th>rig</th><td>{} ({}; {} board {}, wiring {})</td></tr>\
+             <tr><th>rig config sha256</th><td>{}</td></tr><tr><th>host</th><td>{}</td></tr>\
              <tr><th>instruments</th><td>{}</td></tr>",
             esc(&rig.name),
             esc(&rig.config),
             esc(&rig.backend),
             esc(&rig.board),
             esc(&rig.wiring),
+            esc(rig.config_sha256.as_deref().unwrap_or("(unread)")),
+            esc(rig.host.as_deref().unwrap_or("(unknown)")),
             rig.instruments
                 .iter()
                 .map(|i| esc(i))

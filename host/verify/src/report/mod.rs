@@ -297,6 +297,12 @@ pub struct RigInfo {
     /// Each instrument that is a USB device, as found on this machine: what a bench report
     /// needs to tell which adapter, analyzer, relay and probe took the measurements.
     pub usb: Vec<InstrumentUsb>,
+    /// SHA-256 of the rig config file as it was read: a changed bench config shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_sha256: Option<String>,
+    /// The machine that ran the rig (its host name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
