@@ -633,7 +633,13 @@ impl DebugProbe for ProbeRsProbe {
                 if let Source::Usb = self.source {
                     self.still_on_usb()?;
                 }
-                Some(self.opener()?)
+                // Gone between the look-up above and the opener's own (the ST-LINK of a board
+                // whose supply was just cut, seen in the USB guest): gone, as when the open
+                // itself fails below, not an error of its own.
+                Some(self.opener().map_err(|e| match e {
+                    ProbeError::Other { probe, reason } => ProbeError::Gone { probe, reason },
+                    e => e,
+                })?)
             }
         };
         let what = "reading the target voltage";
