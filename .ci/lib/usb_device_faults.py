@@ -135,7 +135,8 @@ def run_case(n, device, fault):
     problems = []
     if injected is None:
         problems.append("the run ended before its hold: the fault was never injected")
-    runs = sorted(os.listdir(reports)) if os.path.isdir(reports) else []
+    # Run folders only (the reports folder also holds history.sqlite).
+    runs = sorted(d for d in os.listdir(reports) if os.path.isdir(os.path.join(reports, d))) if os.path.isdir(reports) else []
     report = None
     if runs:
         try:
