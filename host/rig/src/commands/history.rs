@@ -22,10 +22,7 @@ pub fn record(reports: &Path, folder: &Path, report: &RunReport) {
         let past = history
             .past_runs(report, HTML_PAST_RUNS)
             .map_err(|e| e.to_string())?;
-        let page = html::render_with(report, &past);
-        let tmp = folder.join(".report.html.tmp");
-        std::fs::write(&tmp, page)
-            .and_then(|()| std::fs::rename(&tmp, folder.join("report.html")))
+        rig_verify::report::rewrite_html(folder, &html::render_with(report, &past))
             .map_err(|e| format!("{}: {e}", folder.join("report.html").display()))?;
         Ok(Some(past.run_ids.len()))
     })();

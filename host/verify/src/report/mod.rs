@@ -512,18 +512,34 @@ impl ReportWriter {
     /// Writes `text` to `path` through a temporary file and a rename, so a failed write
     /// leaves the last complete file in place.
     fn replace(&self, tmp: &str, path: &Path, text: &str, sync: bool) -> std::io::Result<()> {
-        let tmp = self.dir.join(tmp);
-        let written = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            if sync {
-                f.sync_all()?;
-            }
-            std::fs::rename(&tmp, path)
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written
+        replace_file(&self.dir.join(tmp), path, text, sync)
     }
+}
+
+/// Writes `text` to `path` through the temporary file `tmp` and a rename, so a failed write
+/// leaves the last complete file in place.
+fn replace_file(tmp: &Path, path: &Path, text: &str, sync: bool) -> std::io::Result<()> {
+    let written = (|| {
+        let mut f = std::fs::File::create(tmp)?;
+        f.write_all(text.as_bytes())?;
+        if sync {
+            f.sync_all()?;
+        }
+        std::fs::rename(tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    written
+}
+
+/// Replaces a run folder's `report.html` with `page` as the report writer does (the page
+/// rendered again once the run's history is known).
+pub fn rewrite_html(folder: &Path, page: &str) -> std::io::Result<()> {
+    replace_file(
+        &folder.join(".report.html.tmp"),
+        &folder.join("report.html"),
+        page,
+        true,
+    )
 }
